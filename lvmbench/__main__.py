@@ -1,0 +1,5 @@
+import sys
+
+from lvmbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""The consultant recipe as plain dataclasses.
+
+Every number of the recipe lives here, so a reviewer can read the whole
+protocol in one place and a user can change any of it with a TOML file or
+``--set section.key=value`` without touching code.  Unknown keys and values of
+the wrong type are errors: a silently ignored typo would make two runs look
+comparable when they are not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lvmbench.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Quality gates, split and sample construction."""
+
+    min_chain_len: int = 7
+    """Chains shorter than this are dropped (the recipe's length gate)."""
+    coherence_min: float = 0.0
+    """Drop chains whose mean adjacent cosine is below this.  0.0 only removes
+    chains that are anti-coherent on average, i.e. it is effectively off."""
+    pair_coherence_min: float = 0.0
+    """Drop *training* samples whose last-context/target cosine is below this.
+    Never applied to evaluation queries: filtering queries by their answer
+    would bias the score."""
+    context_len: int = 100
+    """T: at most this many previous vectors of the same chain form a context."""
+    min_context: int = 1
+    """A sample needs at least this many context vectors."""
+    train_frac: float = 0.8
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    """Architecture knobs; each family reads the ones it uses."""
+
+    name: str = "memory_gru"
+    hidden: int = 512
+    layers: int = 4
+    memory_slots: int = 512
+    head_hidden: int = 2048
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation half of the consultant recipe."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    micro_batch: int = 32
+    accum_steps: int = 8
+    grad_clip: float = 1.0
+    max_epochs: int = 50
+    patience: int = 3
+    min_delta: float = 0.0
+    warmup_epochs: float = 1.0
+    final_lr_ratio: float = 0.1
+    mse_weight: float = 1.0
+    cos_weight: float = 0.5
+    infonce_weight: float = 0.05
+    tau: float = 0.07
+    eval_batch: int = 256
+    device: str = "auto"
+    threads: int = 0
+    """torch intra-op threads; 0 keeps torch's default."""
+    deterministic: bool = False
+    """Opt-in torch.use_deterministic_algorithms(True)."""
+
+
+@dataclass
+class EvalConfig:
+    """The scoring contract (DESIGN.md, 'Scoring contract')."""
+
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    pool: str = "split"
+    """'split': every vector of the scored split's chains; 'full': every vector."""
+    exclude_context: bool = True
+    search_depth: int = 1000
+    """FAISS returns this many neighbours (plus room for excluded ids); a target
+    ranked deeper gets its exact rank from a blockwise matrix product."""
+    tie_tol: float = 1e-5
+    bootstrap: int = 1000
+    baselines: list[str] = field(
+        default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random"]
+    )
+
+
+@dataclass
+class GateConfig:
+    metric: str = "hit@5"
+    min: float = 0.55
+    on: str = "value"
+    """'value' gates on the point estimate, 'ci_low' on the Wilson lower bound."""
+
+
+@dataclass
+class Recipe:
+    name: str = "consultant"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert ``value`` (from TOML or a ``--set`` string) to the field's type."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (inner,) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v.strip() if isinstance(v, str) else v, inner, where) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"false", "0", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value), 10)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {typ!r}")
+
+
+def _set_path(recipe: Recipe, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    obj: Any = recipe
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(type(obj))
+        if part not in hints:
+            known = ", ".join(sorted(hints))
+            where = ".".join(parts[:i]) or "recipe"
+            raise ConfigError(f"unknown setting '{dotted}': {where} has no '{part}' (known: {known})")
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(hints[part]):
+                raise ConfigError(f"'{dotted}' is a section; set one of its keys instead")
+            setattr(obj, part, _coerce(value, hints[part], dotted))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"unknown setting '{dotted}': '{part}' is not a section")
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, path + "."))
+        else:
+            out.append((path, value))
+    return out
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """Apply ``section.key=value`` strings (the CLI's ``--set``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        _set_path(recipe, key.strip(), value.strip())
+    validate(recipe)
+    return recipe
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """The default recipe, then a TOML file (data only, never executed), then ``--set``."""
+    recipe = Recipe()
+    if path is not None:
+        p = Path(path)
+        try:
+            table = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: recipe file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        for key, value in _flatten(table):
+            _set_path(recipe, key, value)
+    return apply_overrides(recipe, overrides or [])
+
+
+def validate(recipe: Recipe) -> None:
+    """Reject settings that would make a run meaningless rather than fail later."""
+    d, t, e, g = recipe.data, recipe.train, recipe.eval, recipe.gate
+    fracs = (d.train_frac, d.val_frac, d.test_frac)
+    if any(f <= 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
+        raise ConfigError(f"data.*_frac must be positive and sum to 1, got {fracs}")
+    if d.context_len < 1 or d.min_context < 1 or d.min_chain_len < 2:
+        raise ConfigError("data.context_len and data.min_context must be >= 1, data.min_chain_len >= 2")
+    if t.micro_batch < 1 or t.accum_steps < 1 or t.max_epochs < 1 or t.patience < 1:
+        raise ConfigError("train.micro_batch, accum_steps, max_epochs and patience must be >= 1")
+    if t.lr <= 0 or t.tau <= 0:
+        raise ConfigError("train.lr and train.tau must be positive")
+    if t.device not in {"auto", "cpu", "cuda"} and not t.device.startswith("cuda:"):
+        raise ConfigError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+    if not e.ks or any(k <= 0 for k in e.ks):
+        raise ConfigError(f"eval.ks must be positive integers, got {e.ks}")
+    if 5 not in e.ks:
+        raise ConfigError("eval.ks must include 5: the recipe early-stops and gates on Hit@5")
+    if e.pool not in {"split", "full"}:
+        raise ConfigError(f"eval.pool must be 'split' or 'full', got {e.pool!r}")
+    if g.on not in {"value", "ci_low"}:
+        raise ConfigError(f"gate.on must be 'value' or 'ci_low', got {g.on!r}")

@@ -1,0 +1,86 @@
+"""data -> gates -> split -> leakage check -> samples, in one call.
+
+Also resolves what ``--data`` means: a chain-store directory, ``synth`` (the
+synthetic corpus, generated once into the cache) or nothing (the default
+dataset).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lvmbench.config import Recipe
+from lvmbench.data import synth
+from lvmbench.data.gates import GateResult, apply_gates, row_hashes, unit_vectors
+from lvmbench.data.samples import Samples, make_samples, pair_coherence
+from lvmbench.data.split import Split, check_leakage, split_chains
+from lvmbench.data.store import ChainStore, load_store
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATASET = REPO_ROOT / "fixtures" / "python-docs"
+SYNTH_DEFAULTS = {"n_chains": 200, "dim": 384, "seed": 0}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LVMBENCH_CACHE", Path.home() / ".cache" / "lvmbench"))
+
+
+def synth_path(n_chains: int, dim: int, seed: int) -> Path:
+    return cache_dir() / f"synth-v{synth.VERSION}-c{n_chains}-d{dim}-s{seed}"
+
+
+def resolve_data(spec: str | None, log: Callable[[str], None] = print) -> ChainStore:
+    """``None`` -> default dataset; ``'synth'`` -> cached synthetic corpus; else a directory."""
+    if spec is None:
+        spec = str(DEFAULT_DATASET) if (DEFAULT_DATASET / "manifest.json").is_file() else "synth"
+    if spec == "synth":
+        path = synth_path(**SYNTH_DEFAULTS)
+        if not (path / "manifest.json").is_file():
+            log(f"generating the synthetic corpus into {path} (once)")
+            synth.write_synth(path, overwrite=True, **SYNTH_DEFAULTS)
+        return load_store(path)
+    return load_store(spec)
+
+
+@dataclass
+class Prepared:
+    store: ChainStore
+    unit: np.ndarray  # float32 [N, D] L2-normalised
+    gates: GateResult
+    split: Split
+    samples: dict[str, Samples]
+    leakage: dict[str, Any]
+    report: dict[str, Any]
+
+
+def prepare(store: ChainStore, recipe: Recipe) -> Prepared:
+    d = recipe.data
+    unit = unit_vectors(store.vectors)
+    hashes = row_hashes(store.vectors)
+    gates = apply_gates(unit, store.offsets, hashes, d)
+    split = split_chains(gates.kept, d, recipe.seed, where=str(store.path))
+    chain_ids = store.chain_ids()
+    leakage = check_leakage(split, store.offsets, hashes, chain_ids)
+    samples = {name: make_samples(store.offsets, idx, d.min_context) for name, idx in split.chains.items()}
+    removed_pair = 0
+    if d.pair_coherence_min > -1.0:
+        keep = pair_coherence(unit, samples["train"]) >= d.pair_coherence_min
+        removed_pair = int((~keep).sum())
+        samples["train"] = samples["train"].subset(keep)
+    for name, s in samples.items():
+        if len(s) == 0:
+            from lvmbench.errors import DataError
+
+            raise DataError(f"{store.path}: the {name} split has no samples after the gates")
+    report = {
+        "gates": {**gates.report, "pair_coherence_min": d.pair_coherence_min, "train_samples_removed_pair_coherence": removed_pair},
+        "split": split.to_dict(store.offsets, chain_ids),
+        "samples": {name: len(s) for name, s in samples.items()},
+        "leakage": leakage,
+    }
+    return Prepared(store, unit, gates, split, samples, leakage, report)

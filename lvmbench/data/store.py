@@ -1,0 +1,229 @@
+"""The chain store: ``vectors.npy`` [N, D], ``offsets.npy`` [C+1] and ``manifest.json``.
+
+Chain ``c`` is ``vectors[offsets[c]:offsets[c+1]]``.  Arrays are opened with
+``mmap_mode="r"`` and ``allow_pickle=False`` so a store costs its unique vectors
+and nothing in it can execute code.  The manifest carries the sha256 of each
+array file; loading checks them, so a swapped or truncated array is caught
+before it can produce a number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lvmbench.errors import DataError
+from lvmbench.io import atomic_write_json, sha256_file
+
+MANIFEST = "manifest.json"
+VECTORS = "vectors.npy"
+OFFSETS = "offsets.npy"
+FORMAT = "lvmbench-chain-store"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ChainStore:
+    path: Path
+    vectors: np.ndarray  # [N, D] float16/float32, memory-mapped
+    offsets: np.ndarray  # [C+1] int64
+    manifest: dict[str, Any]
+
+    @property
+    def n_chains(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_vectors(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def sha256(self) -> str:
+        """Dataset identity: the hashes of both arrays, combined."""
+        return str(self.manifest["sha256"]["dataset"])
+
+    def chain(self, c: int) -> np.ndarray:
+        return self.vectors[self.offsets[c] : self.offsets[c + 1]]
+
+    def chain_ids(self) -> list[str]:
+        ids = self.manifest.get("chain_ids")
+        return list(ids) if ids else [str(i) for i in range(self.n_chains)]
+
+
+def _combined(vec_sha: str, off_sha: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{vec_sha}:{off_sha}".encode()).hexdigest()
+
+
+def write_store(
+    out: str | Path,
+    vectors: np.ndarray,
+    offsets: np.ndarray,
+    manifest: dict[str, Any],
+    overwrite: bool = False,
+) -> ChainStore:
+    """Write a chain store to ``out`` all at once.
+
+    The arrays and manifest are written into a sibling temp directory which is
+    renamed into place, so a reader never sees a store whose manifest does not
+    match its arrays.
+    """
+    out = Path(out)
+    vectors = np.asarray(vectors)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    validate_arrays(vectors, offsets, where=str(out))
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        np.save(tmp / VECTORS, np.ascontiguousarray(vectors), allow_pickle=False)
+        np.save(tmp / OFFSETS, offsets, allow_pickle=False)
+        vec_sha, off_sha = sha256_file(tmp / VECTORS), sha256_file(tmp / OFFSETS)
+        lengths = np.diff(offsets)
+        full = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": manifest.get("name", out.name),
+            **manifest,
+            "dim": int(vectors.shape[1]),
+            "dtype": str(vectors.dtype),
+            "n_chains": int(len(offsets) - 1),
+            "n_vectors": int(vectors.shape[0]),
+            "chain_length": {
+                "min": int(lengths.min()) if len(lengths) else 0,
+                "max": int(lengths.max()) if len(lengths) else 0,
+                "mean": float(lengths.mean()) if len(lengths) else 0.0,
+            },
+            "files": {"vectors": VECTORS, "offsets": OFFSETS},
+            "sha256": {"vectors": vec_sha, "offsets": off_sha, "dataset": _combined(vec_sha, off_sha)},
+        }
+        if "chain_ids" in full and len(full["chain_ids"]) != len(offsets) - 1:
+            raise DataError(f"{out}: manifest has {len(full['chain_ids'])} chain ids for {len(offsets) - 1} chains")
+        atomic_write_json(tmp / MANIFEST, full)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_store(out)
+
+
+def validate_arrays(vectors: np.ndarray, offsets: np.ndarray, where: str) -> None:
+    """Hard checks: shape, dtype, monotone offsets, finite and non-zero vectors."""
+    if vectors.ndim != 2 or vectors.shape[1] < 1:
+        raise DataError(f"{where}: vectors must be a 2-D [N, D] array, got shape {vectors.shape}")
+    if vectors.dtype not in (np.float16, np.float32):
+        raise DataError(f"{where}: vectors must be float16 or float32, got {vectors.dtype}")
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype != np.int64:
+        raise DataError(f"{where}: offsets must be a 1-D int64 array of C+1 entries")
+    if vectors.shape[0] == 0 or len(offsets) < 2:
+        raise DataError(f"{where}: dataset is empty (no vectors or no chains)")
+    if offsets[0] != 0 or offsets[-1] != vectors.shape[0] or np.any(np.diff(offsets) < 0):
+        raise DataError(
+            f"{where}: offsets must start at 0, be non-decreasing and end at N={vectors.shape[0]} "
+            f"(got start {offsets[0]}, end {offsets[-1]})"
+        )
+    # Blockwise so a memory-mapped store is not pulled into RAM at float32.
+    block = 65536
+    for start in range(0, vectors.shape[0], block):
+        v = np.asarray(vectors[start : start + block], dtype=np.float32)
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise DataError(f"{where}: vector {row} (chain {_chain_of(offsets, row)}) has NaN or Inf values")
+        norms = np.linalg.norm(v, axis=1)
+        zero = norms <= 1e-12
+        if zero.any():
+            row = start + int(np.argmax(zero))
+            raise DataError(f"{where}: vector {row} (chain {_chain_of(offsets, row)}) has zero norm")
+
+
+def _chain_of(offsets: np.ndarray, row: int) -> int:
+    return int(np.searchsorted(offsets, row, side="right") - 1)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        # allow_pickle=False refuses object arrays; a short file fails the mmap.
+        raise DataError(f"{path}: not a readable numeric .npy array ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read .npy ({exc})") from None
+
+
+def load_store(path: str | Path, verify: bool = True) -> ChainStore:
+    """Open a chain store, checking the manifest, hashes and array contents."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        raise DataError(f"{path}: dataset directory not found")
+    if not mpath.is_file():
+        raise DataError(f"{mpath}: manifest not found (is this a chain store?)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{mpath}: malformed JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{mpath}: not an lvmbench chain-store manifest")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise DataError(
+            f"{mpath}: format version {manifest.get('format_version')} is newer than this lvmbench "
+            f"understands ({FORMAT_VERSION}); upgrade lvmbench"
+        )
+    files = manifest.get("files", {})
+    arrays = {}
+    for key, default in (("vectors", VECTORS), ("offsets", OFFSETS)):
+        name = str(files.get(key, default))
+        fpath = (path / name).resolve()
+        if path.resolve() not in fpath.parents:
+            raise DataError(f"{mpath}: file entry {name!r} points outside the dataset directory")
+        arrays[key] = fpath
+    sha = manifest.get("sha256", {})
+    if verify:
+        for key, fpath in arrays.items():
+            if not fpath.is_file():
+                raise DataError(f"{fpath}: file not found")
+            actual = sha256_file(fpath)
+            if actual != sha.get(key):
+                raise DataError(
+                    f"{fpath}: sha256 {actual[:12]}… does not match the manifest ({str(sha.get(key))[:12]}…)"
+                )
+    vectors = _load_npy(arrays["vectors"])
+    offsets = np.asarray(_load_npy(arrays["offsets"]))
+    if offsets.dtype != np.int64:
+        raise DataError(f"{arrays['offsets']}: offsets must be int64, got {offsets.dtype}")
+    if verify:
+        validate_arrays(vectors, offsets, where=str(path))
+    if "dim" in manifest and vectors.ndim == 2 and int(manifest["dim"]) != vectors.shape[1]:
+        raise DataError(f"{mpath}: manifest dim {manifest['dim']} but vectors have dim {vectors.shape[1]}")
+    return ChainStore(path=path, vectors=vectors, offsets=offsets, manifest=manifest)

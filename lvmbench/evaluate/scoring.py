@@ -1,0 +1,263 @@
+"""Predictions -> ranks, two independent ways, and the proof that they agree.
+
+* :func:`torch_ranks` is the training loop's way: one matrix product of the
+  predictions against the pool tensor, rank = 1 + #(score > target score).
+* :func:`faiss_ranks` is index retrieval: ``IndexFlatIP.search`` over the same
+  pool; the headline numbers come from here.
+* :func:`check_consistency` compares them query by query.  Two BLAS kernels
+  may differ in the last bits, so a disagreement is allowed only where the
+  target's score is within ``tie_tol`` of a competitor's.
+
+Context exclusion: a query's own context vectors are consecutive rows of its
+chain, hence one contiguous range of pool positions ``[lo, hi)``; excluding
+them is a range test, never a gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lvmbench.data.samples import Samples, context_index, gather_batch
+from lvmbench.evaluate import metrics
+from lvmbench.evaluate.index import Pool, search
+from lvmbench.models.predict import predict
+
+
+@dataclass
+class Queries:
+    """The scored queries of one split against one pool."""
+
+    samples: Samples
+    target_pos: np.ndarray  # int64 [n] pool position of each target
+    excl_lo: np.ndarray  # int64 [n] first excluded pool position
+    excl_hi: np.ndarray  # int64 [n] one past the last excluded position (lo == hi: none)
+    context_rows: np.ndarray  # int64 [n, T] global context rows, -1 padded
+
+    def __len__(self) -> int:
+        return len(self.target_pos)
+
+    def candidates(self, exclude: bool, pool_size: int) -> np.ndarray:
+        return pool_size - (self.excl_hi - self.excl_lo if exclude else 0)
+
+
+def make_queries(samples: Samples, pool: Pool, context_len: int) -> Queries:
+    """Map targets and contexts into pool positions, asserting the target is there."""
+    target_pos = pool.positions(samples.target)  # raises if a target is missing
+    rows, lengths = context_index(samples.target, samples.start, context_len)
+    first = samples.target - lengths
+    lo = pool.positions(first) if len(first) else first
+    hi = lo + lengths
+    # the range trick needs the context rows contiguous in the pool
+    if len(lo) and not np.array_equal(pool.ids[hi - 1], samples.target - 1):
+        raise AssertionError("context rows are not contiguous in the pool")
+    return Queries(samples=samples, target_pos=target_pos, excl_lo=lo, excl_hi=hi, context_rows=rows)
+
+
+@torch.no_grad()
+def predict_all(
+    model: nn.Module,
+    unit: torch.Tensor,
+    samples: Samples,
+    context_len: int,
+    batch: int = 256,
+) -> torch.Tensor:
+    """``predict()`` for every sample, in order, in eval mode: ``[n, D]``."""
+    was_training = model.training
+    model.eval()
+    if hasattr(model, "reset"):
+        model.reset()  # seeded baselines restart their stream: same queries, same predictions
+    out = []
+    for s in range(0, len(samples), batch):
+        ctx, lengths, _ = gather_batch(unit, samples.target[s : s + batch], samples.start[s : s + batch], context_len)
+        out.append(predict(model, ctx, lengths).float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, unit.shape[1])
+
+
+def _range_mask(lo: torch.Tensor, hi: torch.Tensor, size: int) -> torch.Tensor:
+    pos = torch.arange(size, device=lo.device)
+    return (pos[None, :] >= lo[:, None]) & (pos[None, :] < hi[:, None])
+
+
+@torch.no_grad()
+def torch_ranks(
+    pred: torch.Tensor,
+    pool_vectors: torch.Tensor,
+    queries: Queries,
+    exclude: bool = True,
+    block: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training loop's ranks and each target's score gap to its nearest competitor."""
+    n, size = pred.shape[0], pool_vectors.shape[0]
+    ranks = np.empty(n, dtype=np.int64)
+    gaps = np.empty(n, dtype=np.float64)
+    dev = pool_vectors.device
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        scores = pred[s:e].to(dev) @ pool_vectors.T
+        tpos = torch.from_numpy(queries.target_pos[s:e]).to(dev)
+        ts = scores.gather(1, tpos[:, None])
+        if exclude:
+            masked = _range_mask(
+                torch.from_numpy(queries.excl_lo[s:e]).to(dev), torch.from_numpy(queries.excl_hi[s:e]).to(dev), size
+            )
+        else:
+            masked = torch.zeros_like(scores, dtype=torch.bool)
+        ranks[s:e] = (1 + ((scores > ts) & ~masked).sum(dim=1)).cpu().numpy()
+        diff = (scores - ts).abs().masked_fill(masked, float("inf"))
+        diff[torch.arange(e - s, device=dev), tpos] = float("inf")
+        gaps[s:e] = diff.min(dim=1).values.double().cpu().numpy() if size > 1 else np.inf
+    return ranks, gaps
+
+
+@dataclass
+class FaissRanks:
+    rank: np.ndarray  # 1 + #(non-excluded score > target score)
+    rank_with_context: np.ndarray  # the same with nothing excluded
+    retrieved: np.ndarray  # 1-based position of the target in the returned, filtered list (0 = not returned)
+    ties: np.ndarray  # non-excluded candidates scoring exactly the target's score
+    exact_fallback: int  # queries whose rank needed the blockwise exact count
+    depth: int
+
+
+def faiss_ranks(pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 1000, block: int = 1024) -> FaissRanks:
+    """Ranks from FAISS ``IndexFlatIP.search``.
+
+    The index returns ``depth`` neighbours plus room for the excluded context.
+    A target found there gets its rank from the returned scores; one ranked
+    deeper (rare for a useful model) gets an exact count from a blockwise
+    matrix product against the pool.
+    """
+    n, size = len(queries), pool.size
+    n_excl = queries.excl_hi - queries.excl_lo
+    k = int(min(size, depth + (n_excl.max() if n else 0)))
+    rank = np.zeros(n, dtype=np.int64)
+    rank_ctx = np.zeros(n, dtype=np.int64)
+    retrieved = np.zeros(n, dtype=np.int64)
+    ties = np.zeros(n, dtype=np.int64)
+    pending: list[np.ndarray] = []
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        scores, ids = search(pool.index, pred[s:e], k)
+        tpos = queries.target_pos[s:e]
+        lo, hi = queries.excl_lo[s:e, None], queries.excl_hi[s:e, None]
+        excluded = (ids >= lo) & (ids < hi)
+        found = ids == tpos[:, None]
+        has = found.any(axis=1)
+        col = found.argmax(axis=1)
+        ts = scores[np.arange(e - s), col][:, None]
+        # complete = every candidate that could tie or beat the target was returned
+        complete = has & ((k == size) | (scores[:, -1] < ts[:, 0]))
+        greater = scores > ts
+        rank[s:e] = 1 + (greater & ~excluded).sum(axis=1)
+        rank_ctx[s:e] = 1 + greater.sum(axis=1)
+        ties[s:e] = ((scores == ts) & ~excluded & ~found).sum(axis=1)
+        before = np.cumsum(~excluded, axis=1)  # 1-based position among non-excluded results
+        retrieved[s:e] = np.where(has, before[np.arange(e - s), col], 0)
+        pending.append(np.flatnonzero(~complete) + s)
+    todo = np.concatenate(pending) if pending else np.empty(0, dtype=np.int64)
+    if len(todo):
+        _exact_counts(pool, queries, pred, todo, rank, rank_ctx, ties)
+    return FaissRanks(rank, rank_ctx, retrieved, ties, int(len(todo)), k)
+
+
+def _exact_counts(
+    pool: Pool, queries: Queries, pred: np.ndarray, todo: np.ndarray,
+    rank: np.ndarray, rank_ctx: np.ndarray, ties: np.ndarray,
+) -> None:
+    """Exact rank by brute force for the queries FAISS's top-k did not settle."""
+    block = max(1, min(256, (1 << 28) // max(pool.size * 4, 1)))
+    pos = np.arange(pool.size)
+    for s in range(0, len(todo), block):
+        q = todo[s : s + block]
+        scores = pred[q].astype(np.float32) @ pool.vectors.T  # [b, P]
+        ts = scores[np.arange(len(q)), queries.target_pos[q]][:, None]
+        excluded = (pos[None, :] >= queries.excl_lo[q, None]) & (pos[None, :] < queries.excl_hi[q, None])
+        greater = scores > ts
+        rank[q] = 1 + (greater & ~excluded).sum(axis=1)
+        rank_ctx[q] = 1 + greater.sum(axis=1)
+        is_target = pos[None, :] == queries.target_pos[q, None]
+        ties[q] = ((scores == ts) & ~excluded & ~is_target).sum(axis=1)
+
+
+def check_consistency(
+    torch_rank: np.ndarray,
+    torch_gap: np.ndarray,
+    retrieved: np.ndarray,
+    ks: list[int],
+    tie_tol: float = 1e-5,
+) -> dict[str, Any]:
+    """In-loop Hit@K (torch ranks) versus what the index returned, query by query.
+
+    A query agrees when, for every K, "torch rank <= K" equals "FAISS returned
+    the target among its first K non-excluded results".  A disagreeing query is
+    excused only if the target's score lies within ``tie_tol`` of another
+    candidate's (a float near-tie).  Anything else is a mismatch: ``ok`` False.
+    """
+    torch_rank = np.asarray(torch_rank)
+    retrieved = np.asarray(retrieved)
+    agree = np.ones(len(torch_rank), dtype=bool)
+    for k in ks:
+        in_torch = torch_rank <= k
+        in_faiss = (retrieved >= 1) & (retrieved <= k)
+        agree &= in_torch == in_faiss
+    near = ~agree & (np.asarray(torch_gap) <= tie_tol)
+    mismatch = ~agree & ~near
+    return {
+        "n_queries": int(len(torch_rank)),
+        "n_agree": int(agree.sum()),
+        "n_near_ties": int(near.sum()),
+        "n_mismatch": int(mismatch.sum()),
+        "mismatched_queries": np.flatnonzero(mismatch)[:20].tolist(),
+        "ks": list(ks),
+        "tie_tol": tie_tol,
+        "ok": bool(mismatch.sum() == 0),
+    }
+
+
+@dataclass
+class Scored:
+    """One predictor scored on one set of queries."""
+
+    name: str
+    pred: np.ndarray
+    faiss: FaissRanks
+    metrics: dict[str, Any]
+    metrics_with_context: dict[str, Any]
+    cos_target: np.ndarray
+    cos_last: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score_predictions(
+    name: str,
+    pred: np.ndarray,
+    pool: Pool,
+    queries: Queries,
+    unit: np.ndarray,
+    ks: list[int],
+    depth: int,
+    bootstrap: int,
+    seed: int,
+    exclude: bool = True,
+) -> Scored:
+    """FAISS ranks + every metric of one predictor.  The same code for models and baselines."""
+    fr = faiss_ranks(pool, queries, pred, depth=depth)
+    headline = fr.rank if exclude else fr.rank_with_context
+    m = metrics.summarize(headline, queries.candidates(exclude, pool.size), ks, bootstrap, seed)
+    mc = metrics.summarize(fr.rank_with_context, queries.candidates(False, pool.size), ks, bootstrap, seed)
+    mc.pop("ci", None)
+    target = unit[queries.samples.target]
+    last = unit[queries.samples.target - 1]
+    cos_t = np.einsum("ij,ij->i", pred, target)
+    cos_l = np.einsum("ij,ij->i", pred, last)
+    m["mean_cos"] = float(cos_t.mean()) if len(cos_t) else float("nan")
+    m["margin"] = float((cos_t - cos_l).mean()) if len(cos_t) else float("nan")
+    m["queries_with_ties"] = int((fr.ties > 0).sum())
+    m["exact_fallback"] = fr.exact_fallback
+    return Scored(name, pred, fr, m, mc, cos_t, cos_l)

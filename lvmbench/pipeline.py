@@ -1,0 +1,356 @@
+"""``lvmbench run`` and ``lvmbench eval``: the pipeline end to end.
+
+data -> split -> samples -> model -> loss -> trainer -> predict -> index ->
+metrics -> report/gate.  ``run`` trains then scores; ``eval`` scores a saved
+checkpoint.  Both go through :func:`score_model`, which scores the model and
+every baseline on the same queries and pool and checks that training-time
+Hit@K equals FAISS retrieval.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import faiss
+import numpy as np
+import torch
+
+from lvmbench.config import Recipe
+from lvmbench.data.prepare import Prepared, prepare, resolve_data
+from lvmbench.errors import CheckpointError, IntegrityError, UsageError
+from lvmbench.evaluate import metrics
+from lvmbench.evaluate.index import Pool, build_pool
+from lvmbench.evaluate.scoring import (
+    Queries, Scored, check_consistency, make_queries, predict_all, score_predictions, torch_ranks,
+)
+from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, sha256_file
+from lvmbench.models import registry
+from lvmbench.report import SCHEMA_VERSION, env_info, gate_line, gate_verdict, render_table, utc_now
+from lvmbench.train.checkpoint import load_checkpoint
+from lvmbench.train.loop import BEST, HISTORY, TrainData, resolve_device, seed_everything, train
+
+Log = Callable[[str], None]
+
+
+def configure_threads(recipe: Recipe) -> None:
+    if recipe.train.threads > 0:
+        torch.set_num_threads(recipe.train.threads)
+        faiss.omp_set_num_threads(recipe.train.threads)
+    if recipe.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+
+
+def make_run_dir(out: str | Path | None, model_name: str, overwrite: bool) -> Path:
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{model_name}-{stamp}"
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"{out}: run directory exists and is not empty (pass --overwrite to replace its files)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def pool_for(prep: Prepared, recipe: Recipe, split: str) -> Pool:
+    """The contract's pool: the scored split's chains, or every chain with pool='full'."""
+    if recipe.eval.pool == "full":
+        chains = np.arange(prep.store.n_chains)
+        return build_pool(prep.unit, prep.store.offsets, chains, "full")
+    return build_pool(prep.unit, prep.store.offsets, prep.split.chains[split], split)
+
+
+def build_model(name: str, prep: Prepared, recipe: Recipe) -> torch.nn.Module:
+    train_rows = prep.samples["train"].target
+    ctx = registry.Context(train_mean=prep.unit[train_rows].mean(axis=0), seed=recipe.seed)
+    return registry.build(name, prep.store.dim, recipe.model, ctx)
+
+
+def _without_exclusion(q: Queries) -> Queries:
+    return Queries(q.samples, q.target_pos, q.excl_lo, q.excl_lo.copy(), q.context_rows)
+
+
+def score_one(
+    name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe, unit_t: torch.Tensor,
+    pool: Pool, queries: Queries,
+) -> tuple[Scored, torch.Tensor]:
+    e = recipe.eval
+    pred_t = predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    pred = pred_t.cpu().numpy().astype(np.float32)
+    q = queries if e.exclude_context else _without_exclusion(queries)
+    scored = score_predictions(name, pred, pool, q, prep.unit, e.ks, e.search_depth, e.bootstrap, recipe.seed)
+    # the included-context variant always comes from unfiltered ranks
+    scored.metrics_with_context = metrics.summarize(
+        scored.faiss.rank_with_context, queries.candidates(False, pool.size), e.ks, e.bootstrap, recipe.seed
+    )
+    scored.metrics_with_context.pop("ci")
+    return scored, pred_t
+
+
+def consistency(
+    pred_t: torch.Tensor, pool: Pool, queries: Queries, scored: Scored, recipe: Recipe, device: torch.device
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The training loop's ranks (torch) against what FAISS returned, query by query."""
+    pool_t = torch.from_numpy(pool.vectors).to(device)
+    t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=recipe.eval.exclude_context)
+    report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
+    report["rank_equal"] = int((t_rank == (scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context)).sum())
+    return report, t_rank, t_gap
+
+
+def score_model(
+    model_name: str,
+    model: torch.nn.Module,
+    prep: Prepared,
+    recipe: Recipe,
+    device: torch.device,
+    split: str = "test",
+    log: Log = print,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Score a model and every baseline on ``split``; return results and per-query arrays."""
+    t0 = time.perf_counter()
+    unit_t = torch.from_numpy(prep.unit).to(device)
+    pool = pool_for(prep, recipe, split)
+    queries = make_queries(prep.samples[split], pool, recipe.data.context_len)
+    log(f"scoring {model_name} and {len(recipe.eval.baselines)} baselines on {len(queries)} {split} queries "
+        f"against a pool of {pool.size} ({recipe.eval.pool})")
+    main, pred_t = score_one(model_name, model, prep, recipe, unit_t, pool, queries)
+    cons, t_rank, t_gap = consistency(pred_t, pool, queries, main, recipe, device)
+    arrays: dict[str, np.ndarray] = {
+        "queries": main.pred,
+        "target_ids": queries.samples.target,
+        "pool_ids": pool.ids,
+        "context_ids": queries.context_rows,
+        "excluded": np.array(recipe.eval.exclude_context),
+        "rank": main.faiss.rank,
+        "rank_with_context": main.faiss.rank_with_context,
+        "retrieved": main.faiss.retrieved,
+        "torch_rank": t_rank,
+        "torch_gap": t_gap,
+    }
+    baselines: dict[str, Any] = {}
+    hits5: dict[str, np.ndarray] = {}
+    for b in recipe.eval.baselines:
+        bmodel = build_model(b, prep, recipe).to(device)
+        scored, _ = score_one(b, bmodel, prep, recipe, unit_t, pool, queries)
+        baselines[b] = scored.metrics
+        arrays[f"rank__{b}"] = scored.faiss.rank
+        hits5[b] = (scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context) <= 5
+    headline_rank = main.faiss.rank if recipe.eval.exclude_context else main.faiss.rank_with_context
+    results: dict[str, Any] = {
+        "pool": {
+            "split": pool.split,
+            "size": pool.size,
+            "exclude_context": recipe.eval.exclude_context,
+            "sha256": pool.sha256(),
+            "target_in_pool": True,
+            "search_depth": main.faiss.depth,
+            "ties": "rank = 1 + #(score > target score); equal scores never count against the target",
+            "duplicates": "exact-duplicate vectors stay in the pool as separate candidates",
+        },
+        "metrics": main.metrics,
+        "metrics_with_context": main.metrics_with_context,
+        "baselines": baselines,
+        "consistency": cons,
+    }
+    if baselines:
+        best = max(baselines, key=lambda b: baselines[b]["hit@5"])
+        results["best_baseline"] = {"name": best, "hit@5": baselines[best]["hit@5"]}
+        lift = main.metrics["hit@5"] - baselines[best]["hit@5"]
+        m_lo = main.metrics["ci"]["hit@5"][0]
+        b_hi = baselines[best]["ci"]["hit@5"][1]
+        results["lift"] = {
+            "over": best,
+            "hit@5": lift,
+            "mrr": main.metrics["mrr"] - baselines[best]["mrr"],
+            "mcnemar_p_hit@5": metrics.mcnemar_exact(headline_rank <= 5, hits5[best]),
+            "intervals_separate": bool(m_lo > b_hi),
+        }
+    results["timings"] = {"score_s": time.perf_counter() - t0}
+    return results, arrays
+
+
+def dataset_info(prep: Prepared) -> dict[str, Any]:
+    m = prep.store.manifest
+    return {
+        "name": prep.store.name,
+        "path": str(prep.store.path),
+        "sha256": prep.store.sha256,
+        "n_chains": prep.store.n_chains,
+        "n_vectors": prep.store.n_vectors,
+        "dim": prep.store.dim,
+        "encoder": m.get("encoder"),
+        "license": m.get("license"),
+        "source": m.get("source"),
+    }
+
+
+def val_consistency(
+    model: torch.nn.Module, prep: Prepared, recipe: Recipe, device: torch.device, recorded_hit5: float | None
+) -> dict[str, Any]:
+    """Recorded in-loop val Hit@5 of the best epoch versus FAISS retrieval on the val pool."""
+    unit_t = torch.from_numpy(prep.unit).to(device)
+    pool = pool_for(prep, recipe, "val")
+    queries = make_queries(prep.samples["val"], pool, recipe.data.context_len)
+    scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries)
+    report, _, _ = consistency(pred_t, pool, queries, scored, recipe, device)
+    report["recorded_val_hit@5"] = recorded_hit5
+    report["faiss_val_hit@5"] = scored.metrics["hit@5"]
+    return report
+
+
+def finish(
+    run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray], recipe: Recipe, log: Log
+) -> int:
+    g = recipe.gate
+    results["gate"] = gate_verdict(results, g.metric, g.min, g.on)
+    atomic_save_npz(run_dir / "predictions.npz", **arrays)
+    atomic_write_json(run_dir / "results.json", results)
+    table = render_table(results)
+    atomic_write_text(run_dir / "report.md", "# lvmbench report\n\n```\n" + render_table(results) + "\n```\n")
+    log(table)
+    log(f"artefacts in {run_dir}")
+    if not results["consistency"]["ok"]:
+        raise IntegrityError(
+            f"{run_dir}: training-time Hit@K and FAISS retrieval disagree on "
+            f"{results['consistency']['n_mismatch']} queries beyond float near-ties (see results.json 'consistency')"
+        )
+    val = results["consistency"].get("val")
+    if val is not None and not val["ok"]:
+        raise IntegrityError(f"{run_dir}: val Hit@K from the training loop disagrees with FAISS retrieval")
+    return 0
+
+
+def run(
+    recipe: Recipe, data: str | None, out: str | Path | None, overwrite: bool = False, log: Log = print
+) -> tuple[Path, dict[str, Any]]:
+    """Train ``recipe.model.name`` through the recipe and score it on the test split."""
+    t_start = time.perf_counter()
+    name = recipe.model.name
+    entry = registry.get_entry(name)
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    prep = prepare(store, recipe)
+    run_dir = make_run_dir(out, name, overwrite)
+    device = resolve_device(recipe.train.device)
+    atomic_write_json(run_dir / "recipe.json", recipe.to_dict())
+    atomic_write_json(run_dir / "split.json", prep.report["split"])
+    atomic_write_json(run_dir / "data_report.json", {k: v for k, v in prep.report.items() if k != "split"})
+    g = prep.report["gates"]
+    log(
+        f"data {store.name}: {g['chains_in']} chains -> {g['chains_kept']} after gates "
+        f"(length {g['removed_length']}, coherence {g['removed_coherence']} removed); "
+        f"split {', '.join(f'{k} {len(v)}' for k, v in prep.split.chains.items())} chains; "
+        f"samples {', '.join(f'{k} {v}' for k, v in prep.report['samples'].items())}; leakage check OK"
+    )
+    t_data = time.perf_counter() - t_start
+    seed_everything(recipe.seed)
+    model = build_model(name, prep, recipe)
+    history: dict[str, Any] | None = None
+    t_train = 0.0
+    if entry.kind == "model":
+        unit_t = torch.from_numpy(prep.unit).to(device)
+        val_pool = pool_for(prep, recipe, "val")
+        val_queries = make_queries(prep.samples["val"], val_pool, recipe.data.context_len)
+        tdata = TrainData(unit_t, prep.samples["train"], prep.samples["val"], val_queries,
+                          torch.from_numpy(val_pool.vectors).to(device))
+        t0 = time.perf_counter()
+        extra = {"dataset_sha256": store.sha256, "split_sha256": prep.report["split"]["sha256"],
+                 "model_config": dict(vars(recipe.model))}
+        history = train(model, tdata, recipe, run_dir, name, extra_ckpt=extra, log=log)
+        t_train = time.perf_counter() - t0
+        ckpt = load_checkpoint(run_dir / BEST)
+        model.load_state_dict(ckpt["state_dict"])
+        log(f"best epoch {history['best_epoch']} (val Hit@5 {100 * history['best_hit5']:.1f}%); {history['stop_reason']}")
+    model.to(device)
+    results, arrays = score_model(name, model, prep, recipe, device, "test", log)
+    if history is not None:
+        results["consistency"]["val"] = val_consistency(model, prep, recipe, device, history["best_hit5"])
+    results = assemble(results, name, model, prep, recipe, run_dir if history else None, history, device)
+    results["timings"].update({"data_s": t_data, "train_s": t_train, "total_s": time.perf_counter() - t_start})
+    finish(run_dir, results, arrays, recipe, log)
+    log(f"wall time {results['timings']['total_s']:.1f}s (train {t_train:.1f}s)")
+    return run_dir, results
+
+
+def assemble(
+    scored: dict[str, Any], name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe,
+    run_dir: Path | None, history: dict[str, Any] | None, device: torch.device,
+) -> dict[str, Any]:
+    ckpt_path = run_dir / BEST if run_dir else None
+    params = registry.n_params(model)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "lvmbench", "version": env_info()["lvmbench"]},
+        "created_utc": utc_now(),
+        "model": {
+            "name": name,
+            "kind": registry.get_entry(name).kind,
+            "params": params,
+            "checkpoint": str(ckpt_path) if ckpt_path else None,
+            "checkpoint_sha256": sha256_file(ckpt_path) if ckpt_path else None,
+            "best_epoch": history["best_epoch"] if history else None,
+            "stopped_epoch": history["stopped_epoch"] if history else None,
+            "config": dict(vars(recipe.model)),
+        },
+        "params": params,
+        "seed": recipe.seed,
+        "recipe": recipe.to_dict(),
+        "dataset": dataset_info(prep),
+        "split": {
+            "seed": prep.split.seed,
+            "sizes": prep.report["split"]["sizes"],
+            "samples": prep.report["samples"],
+            "sha256": prep.report["split"]["sha256"],
+        },
+        "gates": prep.report["gates"],
+        "leakage": {k: v for k, v in prep.leakage.items()},
+        **scored,
+        "env": env_info(str(device)),
+    }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
+    split: str, overwrite: bool, log: Log = print,
+) -> tuple[Path, dict[str, Any]]:
+    """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt)."""
+    from lvmbench.config import Recipe as _R, apply_overrides, _flatten, _set_path
+
+    t0 = time.perf_counter()
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / BEST
+    ckpt = load_checkpoint(path)
+    recipe = _R()
+    for key, value in _flatten(ckpt["recipe"]):
+        _set_path(recipe, key, value)
+    recipe = apply_overrides(recipe, recipe_overrides)
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    if store.dim != int(ckpt["dim"]):
+        raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} has dim {store.dim}")
+    if ckpt.get("dataset_sha256") and ckpt["dataset_sha256"] != store.sha256:
+        log(f"warning: {store.path} is not the dataset this checkpoint was trained on (sha256 differs)")
+    prep = prepare(store, recipe)
+    device = resolve_device(recipe.train.device)
+    model = build_model(ckpt["model"], prep, recipe)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model '{ckpt['model']}' ({str(exc).splitlines()[0]})") from None
+    model.to(device)
+    run_dir = make_run_dir(out if out else path.parent / f"eval-{split}", ckpt["model"], overwrite)
+    results, arrays = score_model(ckpt["model"], model, prep, recipe, device, split, log)
+    results = assemble(results, ckpt["model"], model, prep, recipe, None, None, device)
+    results["model"]["checkpoint"] = str(path)
+    results["model"]["checkpoint_sha256"] = sha256_file(path)
+    results["model"]["best_epoch"] = ckpt.get("epoch")
+    results["timings"]["total_s"] = time.perf_counter() - t0
+    finish(run_dir, results, arrays, recipe, log)
+    return run_dir, results
+
+
+__all__ = ["run", "evaluate_checkpoint", "score_model", "gate_line"]

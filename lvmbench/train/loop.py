@@ -1,0 +1,207 @@
+"""The consultant recipe's training loop.
+
+micro-batch x accumulation -> AdamW -> clip -> warmup + cosine; validation
+Hit@5 against the fixed val pool every epoch (the same ``torch_ranks`` that the
+consistency check later compares with FAISS); early stopping on it; the best
+checkpoint kept, ``last.pt`` and ``training_history.json`` rewritten
+atomically every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from lvmbench.config import Recipe
+from lvmbench.data.samples import Samples, gather_batch
+from lvmbench.evaluate import metrics
+from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
+from lvmbench.io import atomic_write_json
+from lvmbench.models.predict import predict
+from lvmbench.train.checkpoint import save_checkpoint
+from lvmbench.train.loss import consultant_loss
+from lvmbench.train.schedule import make_scheduler
+
+BEST = "best_val_hit5.pt"
+LAST = "last.pt"
+HISTORY = "training_history.json"
+
+
+@dataclass
+class TrainData:
+    unit: torch.Tensor  # [N, D] float32 L2-normalised, on the training device
+    train: Samples
+    val: Samples
+    val_queries: Queries
+    val_pool: torch.Tensor  # [P, D] on the training device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from lvmbench.errors import UsageError
+
+        raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device auto or cpu)")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, data: TrainData, recipe: Recipe) -> dict[str, float]:
+    """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool."""
+    cfg = recipe.train
+    pred = predict_all(model, data.unit, data.val, recipe.data.context_len, cfg.eval_batch)
+    target = data.unit[torch.from_numpy(data.val.target).to(data.unit.device)]
+    losses, weights = [], []
+    for s in range(0, len(pred), cfg.micro_batch):
+        loss, _ = consultant_loss(pred[s : s + cfg.micro_batch], target[s : s + cfg.micro_batch], cfg)
+        losses.append(loss.item())
+        weights.append(min(cfg.micro_batch, len(pred) - s))
+    ranks, _ = torch_ranks(pred, data.val_pool, data.val_queries, exclude=recipe.eval.exclude_context)
+    out = {"val_loss": float(np.average(losses, weights=weights))}
+    for k in recipe.eval.ks:
+        out[f"val_hit@{k}"] = metrics.hit_at_k(ranks, k)
+    out["val_mrr"] = metrics.mrr(ranks)
+    return out
+
+
+def train(
+    model: nn.Module,
+    data: TrainData,
+    recipe: Recipe,
+    run_dir: Path,
+    model_name: str,
+    extra_ckpt: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the recipe; return the history dict that is also on disk."""
+    cfg = recipe.train
+    device = data.unit.device
+    model.to(device)
+    n = len(data.train)
+    n_micro = math.ceil(n / cfg.micro_batch)
+    steps_per_epoch = math.ceil(n_micro / cfg.accum_steps)
+    total_steps = steps_per_epoch * cfg.max_epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, warmup, total_steps, cfg.final_lr_ratio)
+    history: dict[str, Any] = {
+        "model": model_name,
+        "recipe": recipe.name,
+        "history": [],
+        "best_hit5": None,
+        "best_epoch": None,
+        "stopped_epoch": None,
+        "stop_reason": None,
+        "steps_per_epoch": steps_per_epoch,
+        "effective_batch": cfg.micro_batch * cfg.accum_steps,
+    }
+    best, bad_epochs, step = -math.inf, 0, 0
+    ckpt_common = {"model": model_name, "dim": int(data.unit.shape[1]), "recipe": recipe.to_dict(), **(extra_ckpt or {})}
+    log(
+        f"training {model_name}: {n} samples, {n_micro} micro-batches of {cfg.micro_batch} x {cfg.accum_steps} "
+        f"accumulation = {steps_per_epoch} optimiser steps/epoch, at most {cfg.max_epochs} epochs, device {device}"
+    )
+    for epoch in range(1, cfg.max_epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = np.random.default_rng([recipe.seed, epoch]).permutation(n)
+        running, seen, diverged = 0.0, 0, False
+        bar = tqdm(range(n_micro), desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False, disable=None, file=sys.stderr)
+        optimizer.zero_grad(set_to_none=True)
+        for i in bar:
+            group_start = (i // cfg.accum_steps) * cfg.accum_steps
+            group_size = min(cfg.accum_steps, n_micro - group_start)
+            idx = order[i * cfg.micro_batch : (i + 1) * cfg.micro_batch]
+            ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
+            loss, _ = consultant_loss(predict(model, ctx, lengths), target, cfg)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            (loss / group_size).backward()
+            running += loss.item() * len(idx)
+            seen += len(idx)
+            if i - group_start + 1 == group_size:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.close()
+        if diverged:
+            history["stop_reason"] = f"non-finite training loss in epoch {epoch}"
+            history["stopped_epoch"] = epoch
+            log(f"epoch {epoch}: loss became non-finite; stopping (best checkpoint kept)")
+            break
+        val = validate(model, data, recipe)
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": running / max(seen, 1),
+            **val,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": time.perf_counter() - t0,
+        }
+        history["history"].append(row)
+        hit5 = val["val_hit@5"]
+        improved = hit5 > best + cfg.min_delta
+        state = {
+            **ckpt_common,
+            "epoch": epoch,
+            "step": step,
+            "state_dict": model.state_dict(),
+            "val_hit5": hit5,
+        }
+        if improved:
+            best, bad_epochs = hit5, 0
+            history["best_hit5"], history["best_epoch"] = hit5, epoch
+            save_checkpoint(run_dir / BEST, state)
+        else:
+            bad_epochs += 1
+        save_checkpoint(
+            run_dir / LAST,
+            {
+                **state,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "best_hit5": best,
+                "bad_epochs": bad_epochs,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+        history["stopped_epoch"] = epoch
+        atomic_write_json(run_dir / HISTORY, history)
+        log(
+            f"epoch {epoch:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+            + "  ".join(f"val_hit@{k} {val[f'val_hit@{k}']:.3f}" for k in recipe.eval.ks)
+            + f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+            + ("  *best*" if improved else f"  (no improvement {bad_epochs}/{cfg.patience})")
+        )
+        if bad_epochs >= cfg.patience:
+            history["stop_reason"] = f"early stop: val Hit@5 did not improve for {cfg.patience} epochs"
+            break
+    else:
+        history["stop_reason"] = f"reached max_epochs={cfg.max_epochs}"
+    atomic_write_json(run_dir / HISTORY, history)
+    if history["best_epoch"] is None:
+        from lvmbench.errors import IntegrityError
+
+        raise IntegrityError(f"{model_name}: training produced no checkpoint ({history['stop_reason']})")
+    return history

@@ -1,0 +1,35 @@
+"""Shared fixtures: small synthetic chain stores and a fast recipe."""
+
+from __future__ import annotations
+
+import pytest
+
+from lvmbench.config import Recipe, apply_overrides
+from lvmbench.data.synth import write_synth
+
+FAST = [
+    "model.hidden=64",
+    "model.layers=2",
+    "model.memory_slots=16",
+    "model.head_hidden=128",
+    "train.lr=3e-3",
+    "train.accum_steps=1",
+    "train.max_epochs=15",
+    "eval.bootstrap=200",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """60 chains of 32-d synthetic vectors (about 1,600 vectors)."""
+    return write_synth(tmp_path_factory.mktemp("data") / "tiny", n_chains=60, dim=32, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LVMBENCH_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def fast_recipe() -> Recipe:
+    return apply_overrides(Recipe(), list(FAST))
