@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lvmbench import __version__
-from lvmbench.errors import LvmbenchError
+from lvmbench.errors import LvmbenchError, UsageError
 
 EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input, 3 integrity failure
 (leakage or train/index Hit@K disagreement), 130 interrupted."""
@@ -47,8 +47,17 @@ def _recipe(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lvmbench.pipeline import run
+    from lvmbench.pipeline import resume_run, run
 
+    if args.resume is not None:
+        clash = [flag for flag, value in (
+            ("--model", args.model), ("--out", args.out), ("--overwrite", args.overwrite), ("--recipe", args.recipe),
+            ("--set", args.overrides), ("--seed", args.seed), ("--device", args.device),
+        ) if value is not None and value is not False and value != []]
+        if clash:
+            raise UsageError(f"--resume continues {args.resume} with its own recipe.json; drop {', '.join(clash)}")
+        resume_run(args.resume, args.data, log=_log)
+        return 0
     recipe = _recipe(args)
     run(recipe, args.data, args.out, overwrite=args.overwrite, log=_log)
     return 0
@@ -94,11 +103,36 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lvmbench.compare import compare
+
+    print(compare(args.runs, args.metric, args.format, args.force, warn=lambda m: print(m, file=sys.stderr)))
+    return 0
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from lvmbench.data.synth import write_synth
 
     store = write_synth(args.out, n_chains=args.chains, dim=args.dim, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {store.n_chains} chains, {store.n_vectors} vectors of dim {store.dim} to {store.path}")
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from lvmbench.data.corpus import run_build
+
+    return run_build(args, log=_log)
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    import json
+
+    from lvmbench.data.prepare import resolve_data
+    from lvmbench.info import dataset_info, render_info
+
+    store = resolve_data(args.dataset, log=_log)
+    info = dataset_info(store, _recipe(args))
+    print(json.dumps(info, indent=2) if args.json else render_info(info))
     return 0
 
 
@@ -119,14 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train MODEL through the consultant recipe (early stopping on val Hit@5), then score the "
         "best checkpoint and every baseline on the held-out test split against a FAISS IndexFlatIP pool. "
         "Writes best_val_hit5.pt, last.pt, training_history.json, results.json, predictions.npz, report.md, "
-        "split.json, data_report.json and recipe.json into the run directory.",
+        "split.json, data_report.json and recipe.json into the run directory. Every file is written to a temporary "
+        "file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume command and exits 130.",
         epilog=EPILOG,
     )
-    r.add_argument("--model", default="memory_gru", help="model or baseline name (see `lvmbench models`); default memory_gru")
+    r.add_argument("--model", help="model or baseline name (see `lvmbench models`); default memory_gru")
     r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
-                   "(the synthetic corpus until a real one ships)")
+                   "(the synthetic corpus until a real one ships); with --resume, the run's own dataset")
     r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
+    r.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from RUN_DIR/last.pt with RUN_DIR/recipe.json (model, optimiser, "
+                   "scheduler, early-stopping and RNG state restored; the dataset must have the recorded sha256); "
+                   "takes no recipe flags")
     _add_recipe_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -157,6 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dim", type=int, default=768, help="embedding dimension for the parameter counts (default 768)")
     m.set_defaults(func=cmd_models)
 
+    c = sub.add_parser(
+        "compare", help="leaderboard of several runs and their baselines on the same queries, with paired tests",
+        description="Rank the models of RUN_DIRs and the first run's baselines by their per-query ranks "
+        "(predictions.npz): Hit@1/5/10 with Wilson intervals, MRR with a bootstrap interval, lift over the best "
+        "baseline, exact McNemar on Hit@5 vs that baseline (Holm-corrected across models) and per-query "
+        "win/tie/loss.  Refuses runs whose dataset, split or pool sha256 differ (unless --force) and runs "
+        "scored on different queries.",
+        epilog=EPILOG,
+    )
+    c.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories holding results.json and predictions.npz")
+    c.add_argument("--metric", default="hit@5", type=str.lower, choices=["hit@1", "hit@5", "hit@10", "mrr"],
+                   help="sort rows and pick the best baseline by this metric (default hit@5)")
+    c.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    c.add_argument("--force", action="store_true", help="compare runs whose dataset/split/pool hashes differ")
+    c.set_defaults(func=cmd_compare)
+
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     dsub.required = True
@@ -167,6 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_data_synth)
+    b = dsub.add_parser(
+        "build", help="turn a folder of documents (or a JSONL file) into a chain store of sentence embeddings",
+        description="One document = one chain, paragraphs (or sentences) in reading order. Strips markup, skips "
+        "code blocks, tables and navigation, drops short units and boilerplate repeated across documents, "
+        "encodes with MiniLM (the 'encode' extra: pip install -e \".[encode]\"), caches encodings so an "
+        "interrupted build resumes, and records every setting and hash in the manifest.",
+    )
+    from lvmbench.data.corpus import add_build_arguments
+
+    add_build_arguments(b)
+    b.set_defaults(func=cmd_data_build)
+    i = dsub.add_parser(
+        "info", help="chains, lengths, adjacent cosines, duplicates and baseline difficulty of a dataset",
+        description="Describe a chain store: chain-length and adjacent-cosine distributions, duplicate rate, "
+        "what the quality gates remove, the split, and the dataset's difficulty (Hit@1/5/10 and MRR of "
+        "copy_last, mean_context and random on the test pool, with pool size and chance rate).",
+    )
+    i.add_argument("dataset", nargs="?", help="chain-store directory or 'synth' (default: the default dataset)")
+    i.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_recipe_args(i)
+    i.set_defaults(func=cmd_data_info)
     return p
 
 
@@ -181,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lvmbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lvmbench ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

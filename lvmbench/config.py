@@ -93,7 +93,7 @@ class EvalConfig:
     tie_tol: float = 1e-5
     bootstrap: int = 1000
     baselines: list[str] = field(
-        default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random"]
+        default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor"]
     )
 
 

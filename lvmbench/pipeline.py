@@ -10,6 +10,7 @@ Hit@K equals FAISS retrieval.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +21,7 @@ import torch
 
 from lvmbench.config import Recipe
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
-from lvmbench.errors import CheckpointError, IntegrityError, UsageError
+from lvmbench.errors import CheckpointError, ConfigError, DataError, IntegrityError, UsageError
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.index import Pool, build_pool
 from lvmbench.evaluate.scoring import (
@@ -30,7 +31,9 @@ from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, s
 from lvmbench.models import registry
 from lvmbench.report import SCHEMA_VERSION, env_info, gate_line, gate_verdict, render_table, utc_now
 from lvmbench.train.checkpoint import load_checkpoint
-from lvmbench.train.loop import BEST, HISTORY, TrainData, resolve_device, seed_everything, train
+from lvmbench.train.loop import (
+    BEST, HISTORY, LAST, Interrupted, TrainData, resolve_device, resume_command, seed_everything, train,
+)
 
 Log = Callable[[str], None]
 
@@ -62,9 +65,40 @@ def pool_for(prep: Prepared, recipe: Recipe, split: str) -> Pool:
     return build_pool(prep.unit, prep.store.offsets, prep.split.chains[split], split)
 
 
+def check_ks(prep: Prepared, recipe: Recipe, split: str) -> None:
+    """Refuse a K larger than the pool before anything is trained or written (Hit@K would be trivially 1)."""
+    lengths = np.diff(prep.store.offsets)
+    chains = np.arange(prep.store.n_chains) if recipe.eval.pool == "full" else prep.split.chains[split]
+    size = int(lengths[chains].sum())
+    too_big = [k for k in recipe.eval.ks if k > size]
+    if too_big:
+        raise ConfigError(
+            f"{prep.store.path}: eval.ks {too_big} larger than the {split} pool of {size} candidates "
+            f"(pool '{recipe.eval.pool}'); choose K <= {size}"
+        )
+
+
+def recipe_from_dict(table: Any, where: str | Path) -> Recipe:
+    """A recipe stored as data (recipe.json, a checkpoint's 'recipe'), checked like a TOML recipe."""
+    from lvmbench.config import _flatten, _set_path, validate
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: the stored recipe is not a table")
+    recipe = Recipe()
+    try:
+        for key, value in _flatten(table):
+            _set_path(recipe, key, value)
+        validate(recipe)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return recipe
+
+
 def build_model(name: str, prep: Prepared, recipe: Recipe) -> torch.nn.Module:
     train_rows = prep.samples["train"].target
-    ctx = registry.Context(train_mean=prep.unit[train_rows].mean(axis=0), seed=recipe.seed)
+    # (x_{t-1}, x_t) training pairs: a sample's target always has its previous row in the same chain
+    ctx = registry.Context(train_mean=prep.unit[train_rows].mean(axis=0), seed=recipe.seed,
+                           unit=prep.unit, train_pairs=(train_rows - 1, train_rows))
     return registry.build(name, prep.store.dim, recipe.model, ctx)
 
 
@@ -229,15 +263,71 @@ def run(
     """Train ``recipe.model.name`` through the recipe and score it on the test split."""
     t_start = time.perf_counter()
     name = recipe.model.name
-    entry = registry.get_entry(name)
+    registry.get_entry(name)
     configure_threads(recipe)
     store = resolve_data(data, log)
     prep = prepare(store, recipe)
-    run_dir = make_run_dir(out, name, overwrite)
+    for split in ("val", "test"):
+        check_ks(prep, recipe, split)
     device = resolve_device(recipe.train.device)
+    run_dir = make_run_dir(out, name, overwrite)
     atomic_write_json(run_dir / "recipe.json", recipe.to_dict())
     atomic_write_json(run_dir / "split.json", prep.report["split"])
     atomic_write_json(run_dir / "data_report.json", {k: v for k, v in prep.report.items() if k != "split"})
+    return _train_and_score(recipe, prep, run_dir, device, log, t_start)
+
+
+def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -> tuple[Path, dict[str, Any]]:
+    """Continue an interrupted ``run`` from ``RUN_DIR/last.pt`` with the recipe in ``RUN_DIR/recipe.json``.
+
+    The dataset defaults to the one the checkpoint records and must have the
+    checkpoint's sha256.  Training restarts after the last completed epoch with
+    the model, optimiser, scheduler, early-stopping and RNG state of that
+    epoch, so the result equals an uninterrupted run's.
+    """
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: run directory not found")
+    if (run_dir / "results.json").is_file():
+        raise UsageError(f"{run_dir}: this run already finished (results.json exists); nothing to resume")
+    rpath = run_dir / "recipe.json"
+    if not rpath.is_file():
+        raise UsageError(f"{rpath}: not found; {run_dir} is not an lvmbench run directory")
+    try:
+        table = json.loads(rpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{rpath}: malformed JSON ({exc})") from None
+    recipe = recipe_from_dict(table, rpath)
+    name = recipe.model.name
+    if registry.get_entry(name).kind != "model":
+        raise UsageError(f"{run_dir}: '{name}' is a baseline; nothing was trained, so there is nothing to resume")
+    lpath = run_dir / LAST
+    ckpt = load_checkpoint(lpath)
+    if ckpt["model"] != name or ckpt["recipe"] != recipe.to_dict():
+        raise CheckpointError(f"{lpath}: its model or recipe differs from {rpath}; refusing to mix two runs")
+    configure_threads(recipe)
+    store = resolve_data(data if data is not None else ckpt.get("dataset_path"), log)
+    if ckpt.get("dataset_sha256") != store.sha256:
+        raise DataError(
+            f"{store.path}: dataset sha256 {store.sha256[:12]}… differs from the one {lpath} was trained on "
+            f"({str(ckpt.get('dataset_sha256'))[:12]}…); resume needs the same dataset"
+        )
+    prep = prepare(store, recipe)
+    if ckpt.get("split_sha256") != prep.report["split"]["sha256"]:
+        raise DataError(f"{store.path}: the split differs from the one recorded in {lpath}; cannot resume")
+    device = resolve_device(recipe.train.device)
+    log(f"resuming {run_dir} from {lpath} (epoch {ckpt.get('epoch')})")
+    return _train_and_score(recipe, prep, run_dir, device, log, t_start, resume=ckpt)
+
+
+def _train_and_score(
+    recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log, t_start: float,
+    resume: dict[str, Any] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    name = recipe.model.name
+    entry = registry.get_entry(name)
+    store = prep.store
     g = prep.report["gates"]
     log(
         f"data {store.name}: {g['chains_in']} chains -> {g['chains_kept']} after gates "
@@ -250,26 +340,34 @@ def run(
     model = build_model(name, prep, recipe)
     history: dict[str, Any] | None = None
     t_train = 0.0
-    if entry.kind == "model":
-        unit_t = torch.from_numpy(prep.unit).to(device)
-        val_pool = pool_for(prep, recipe, "val")
-        val_queries = make_queries(prep.samples["val"], val_pool, recipe.data.context_len)
-        tdata = TrainData(unit_t, prep.samples["train"], prep.samples["val"], val_queries,
-                          torch.from_numpy(val_pool.vectors).to(device))
-        t0 = time.perf_counter()
-        extra = {"dataset_sha256": store.sha256, "split_sha256": prep.report["split"]["sha256"],
-                 "model_config": dict(vars(recipe.model))}
-        history = train(model, tdata, recipe, run_dir, name, extra_ckpt=extra, log=log)
-        t_train = time.perf_counter() - t0
-        ckpt = load_checkpoint(run_dir / BEST)
-        model.load_state_dict(ckpt["state_dict"])
-        log(f"best epoch {history['best_epoch']} (val Hit@5 {100 * history['best_hit5']:.1f}%); {history['stop_reason']}")
-    model.to(device)
-    results, arrays = score_model(name, model, prep, recipe, device, "test", log)
-    if history is not None:
-        results["consistency"]["val"] = val_consistency(model, prep, recipe, device, history["best_hit5"])
+    try:
+        if entry.kind == "model":
+            unit_t = torch.from_numpy(prep.unit).to(device)
+            val_pool = pool_for(prep, recipe, "val")
+            val_queries = make_queries(prep.samples["val"], val_pool, recipe.data.context_len)
+            tdata = TrainData(unit_t, prep.samples["train"], prep.samples["val"], val_queries,
+                              torch.from_numpy(val_pool.vectors).to(device))
+            t0 = time.perf_counter()
+            extra = {"dataset_sha256": store.sha256, "dataset_path": str(store.path),
+                     "split_sha256": prep.report["split"]["sha256"], "model_config": dict(vars(recipe.model))}
+            history = train(model, tdata, recipe, run_dir, name, extra_ckpt=extra, log=log, resume=resume)
+            t_train = time.perf_counter() - t0
+            ckpt = load_checkpoint(run_dir / BEST)
+            model.load_state_dict(ckpt["state_dict"])
+            log(f"best epoch {history['best_epoch']} (val Hit@5 {100 * history['best_hit5']:.1f}%); {history['stop_reason']}")
+        model.to(device)
+        results, arrays = score_model(name, model, prep, recipe, device, "test", log)
+        if history is not None:
+            results["consistency"]["val"] = val_consistency(model, prep, recipe, device, history["best_hit5"])
+    except KeyboardInterrupt:
+        if history is None:
+            raise
+        # training is complete and in last.pt: a resume goes straight to scoring
+        raise Interrupted(f"interrupted while scoring; resume with: {resume_command(run_dir)}") from None
     results = assemble(results, name, model, prep, recipe, run_dir if history else None, history, device)
     results["timings"].update({"data_s": t_data, "train_s": t_train, "total_s": time.perf_counter() - t_start})
+    if history is not None and history.get("resumed"):
+        results["timings"]["resumed_after_epochs"] = [r["after_epoch"] for r in history["resumed"]]
     finish(run_dir, results, arrays, recipe, log)
     log(f"wall time {results['timings']['total_s']:.1f}s (train {t_train:.1f}s)")
     return run_dir, results
@@ -317,30 +415,32 @@ def evaluate_checkpoint(
     split: str, overwrite: bool, log: Log = print,
 ) -> tuple[Path, dict[str, Any]]:
     """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt)."""
-    from lvmbench.config import Recipe as _R, apply_overrides, _flatten, _set_path
+    from lvmbench.config import apply_overrides
 
     t0 = time.perf_counter()
     path = Path(checkpoint)
     if path.is_dir():
         path = path / BEST
     ckpt = load_checkpoint(path)
-    recipe = _R()
-    for key, value in _flatten(ckpt["recipe"]):
-        _set_path(recipe, key, value)
-    recipe = apply_overrides(recipe, recipe_overrides)
+    recipe = apply_overrides(recipe_from_dict(ckpt["recipe"], path), recipe_overrides)
+    if not isinstance(ckpt["model"], str) or ckpt["model"] not in registry.REGISTRY:
+        raise CheckpointError(f"{path}: unknown model {ckpt['model']!r} in checkpoint")
+    if not isinstance(ckpt["dim"], int) or isinstance(ckpt["dim"], bool):
+        raise CheckpointError(f"{path}: checkpoint dim {ckpt['dim']!r} is not an integer")
     configure_threads(recipe)
     store = resolve_data(data, log)
-    if store.dim != int(ckpt["dim"]):
+    if store.dim != ckpt["dim"]:
         raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} has dim {store.dim}")
     if ckpt.get("dataset_sha256") and ckpt["dataset_sha256"] != store.sha256:
         log(f"warning: {store.path} is not the dataset this checkpoint was trained on (sha256 differs)")
     prep = prepare(store, recipe)
+    check_ks(prep, recipe, split)
     device = resolve_device(recipe.train.device)
     model = build_model(ckpt["model"], prep, recipe)
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model '{ckpt['model']}' ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit model '{ckpt['model']}' ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     model.to(device)
     run_dir = make_run_dir(out if out else path.parent / f"eval-{split}", ckpt["model"], overwrite)
     results, arrays = score_model(ckpt["model"], model, prep, recipe, device, split, log)
@@ -353,4 +453,4 @@ def evaluate_checkpoint(
     return run_dir, results
 
 
-__all__ = ["run", "evaluate_checkpoint", "score_model", "gate_line"]
+__all__ = ["run", "resume_run", "evaluate_checkpoint", "score_model", "gate_line"]

@@ -82,9 +82,10 @@ def test_end_to_end_run_beats_copy_last_and_writes_every_artefact(tiny_store, tm
         assert key in res, key
     m, copy = res["metrics"], res["baselines"]["copy_last"]
     assert m["hit@5"] > copy["hit@5"] + 0.15, (m["hit@5"], copy["hit@5"])
+    assert res["lift"]["over"] in res["baselines"]
     assert res["consistency"]["ok"] and res["consistency"]["val"]["ok"]
     assert res["pool"]["size"] == res["split"]["sizes"]["test"]["vectors"]
-    assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random"}
+    assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor"}
     hist = json.loads((out / "training_history.json").read_text())
     assert hist["best_hit5"] == pytest.approx(res["consistency"]["val"]["recorded_val_hit@5"])
     # the predictions file lets anyone recompute every rank

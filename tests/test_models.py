@@ -37,13 +37,17 @@ def test_memory_gru_has_the_recipe_size_at_768():
     assert abs(n - 11.3e6) / 11.3e6 <= 0.05, n
 
 
+_UNIT = torch.nn.functional.normalize(torch.randn(50, 32, generator=torch.Generator().manual_seed(1)), dim=-1).numpy()
+
+
 @pytest.mark.parametrize("name", list(registry.REGISTRY))
 def test_outputs_are_unit_vectors_of_dim_d(name):
     import numpy as np
 
     ctx, lengths, _ = _batch()
     model = registry.build(name, 32, ModelConfig(hidden=32, layers=2, memory_slots=8, head_hidden=64),
-                           registry.Context(train_mean=np.ones(32, dtype=np.float32)))
+                           registry.Context(train_mean=np.ones(32, dtype=np.float32), unit=_UNIT,
+                                            train_pairs=(np.arange(0, 49), np.arange(1, 50))))
     out = predict(model, ctx, lengths)
     assert out.shape == (6, 32)
     assert torch.allclose(out.norm(dim=-1), torch.ones(6), atol=1e-5)

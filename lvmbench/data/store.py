@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lvmbench.errors import DataError
-from lvmbench.io import atomic_write_json, sha256_file
+from lvmbench.io import atomic_write_json, current_umask, sha256_file
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
@@ -96,6 +96,7 @@ def write_store(
         raise DataError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
     try:
         np.save(tmp / VECTORS, np.ascontiguousarray(vectors), allow_pickle=False)
         np.save(tmp / OFFSETS, offsets, allow_pickle=False)
@@ -170,15 +171,44 @@ def _chain_of(offsets: np.ndarray, row: int) -> int:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    """Memory-map a numeric ``.npy``; refuse anything else with one line naming the file.
+
+    The header is read first: without the NUMPY magic ``np.load`` would fall
+    back to unpickling (refused anyway by ``allow_pickle=False``, with a
+    misleading message), and a data section shorter than the header promises
+    is a truncated file, reported as such.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
+        with open(path, "rb") as fh:
+            if fh.read(6) != np.lib.format.MAGIC_PREFIX:
+                raise DataError(f"{path}: not a .npy file (no NUMPY header; empty, corrupt or another format)")
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise DataError(f"{path}: unsupported .npy format version {version}")
+            header_end = fh.tell()
+    except (ValueError, EOFError) as exc:
+        raise DataError(f"{path}: truncated or corrupt .npy header ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read .npy ({exc.strerror or exc})") from None
+    if dtype.hasobject:
+        raise DataError(f"{path}: holds Python objects (a pickled array); only numeric arrays are loaded")
+    expected = header_end + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual < expected:
+        raise DataError(f"{path}: truncated .npy: the header promises {expected} bytes, the file has {actual}")
+    try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        # allow_pickle=False refuses object arrays; a short file fails the mmap.
+    except (ValueError, EOFError) as exc:
         raise DataError(f"{path}: not a readable numeric .npy array ({exc})") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read .npy ({exc})") from None
+        raise DataError(f"{path}: cannot read .npy ({exc.strerror or exc})") from None
 
 
 def load_store(path: str | Path, verify: bool = True) -> ChainStore:
@@ -195,12 +225,19 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
         raise DataError(f"{mpath}: malformed JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{mpath}: not an lvmbench chain-store manifest")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(f"{mpath}: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise DataError(
             f"{mpath}: format version {manifest.get('format_version')} is newer than this lvmbench "
             f"understands ({FORMAT_VERSION}); upgrade lvmbench"
         )
     files = manifest.get("files", {})
+    sha = manifest.get("sha256", {})
+    for key, value in (("files", files), ("sha256", sha)):
+        if not isinstance(value, dict):
+            raise DataError(f"{mpath}: '{key}' must be an object mapping array names to values")
     arrays = {}
     for key, default in (("vectors", VECTORS), ("offsets", OFFSETS)):
         name = str(files.get(key, default))
@@ -208,7 +245,6 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
         if path.resolve() not in fpath.parents:
             raise DataError(f"{mpath}: file entry {name!r} points outside the dataset directory")
         arrays[key] = fpath
-    sha = manifest.get("sha256", {})
     if verify:
         for key, fpath in arrays.items():
             if not fpath.is_file():
@@ -218,12 +254,18 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
                 raise DataError(
                     f"{fpath}: sha256 {actual[:12]}… does not match the manifest ({str(sha.get(key))[:12]}…)"
                 )
+    if verify and sha.get("dataset") != _combined(str(sha.get("vectors")), str(sha.get("offsets"))):
+        raise DataError(f"{mpath}: sha256.dataset is missing or does not match the array hashes")
     vectors = _load_npy(arrays["vectors"])
     offsets = np.asarray(_load_npy(arrays["offsets"]))
     if offsets.dtype != np.int64:
         raise DataError(f"{arrays['offsets']}: offsets must be int64, got {offsets.dtype}")
     if verify:
         validate_arrays(vectors, offsets, where=str(path))
-    if "dim" in manifest and vectors.ndim == 2 and int(manifest["dim"]) != vectors.shape[1]:
-        raise DataError(f"{mpath}: manifest dim {manifest['dim']} but vectors have dim {vectors.shape[1]}")
+    if "dim" in manifest and vectors.ndim == 2 and manifest["dim"] != vectors.shape[1]:
+        raise DataError(f"{mpath}: manifest dim {manifest['dim']!r} but vectors have dim {vectors.shape[1]}")
+    ids = manifest.get("chain_ids")
+    if ids is not None and offsets.ndim == 1 and (not isinstance(ids, list) or len(ids) != len(offsets) - 1):
+        n = len(ids) if isinstance(ids, list) else type(ids).__name__
+        raise DataError(f"{mpath}: 'chain_ids' must list one id per chain ({n} for {len(offsets) - 1} chains)")
     return ChainStore(path=path, vectors=vectors, offsets=offsets, manifest=manifest)

@@ -67,3 +67,90 @@ class RandomVector(nn.Module):
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out = torch.randn(context.shape[0], self.dim, generator=self.generator)
         return out.to(context.device)
+
+
+RIDGE_LAMBDA = 1.0
+"""Ridge penalty on W, fixed in advance (never tuned on val or test).  With unit
+vectors each diagonal entry of XᵀX is about (pairs / D), so 1.0 is a light
+touch on any real training split; it mainly keeps the solve well-posed when
+pairs < D."""
+
+
+def _pair_rows(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    prev, nxt = (np.asarray(a, dtype=np.int64) for a in pairs)
+    if prev.shape != nxt.shape or prev.ndim != 1 or len(prev) == 0:
+        raise ValueError("training pairs must be two equal-length, non-empty 1-d row arrays")
+    return prev, nxt
+
+
+def fit_ridge(
+    unit: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], lam: float = RIDGE_LAMBDA, chunk: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form ridge from x_{t-1} to x_t: ``(W [D, D], b [D])``, ŷ = x W + b.
+
+    Minimises Σ‖x_i W + b − y_i‖² + λ‖W‖² (the intercept is not penalised),
+    solved on centred data in float64; the rows are gathered chunk by chunk, so
+    memory stays at D² plus one chunk however many pairs there are.
+    """
+    prev, nxt = _pair_rows(pairs)
+    d = unit.shape[1]
+    n = len(prev)
+    sx, sy = np.zeros(d), np.zeros(d)
+    xx, xy = np.zeros((d, d)), np.zeros((d, d))
+    for s in range(0, n, chunk):
+        x = unit[prev[s : s + chunk]].astype(np.float64)
+        y = unit[nxt[s : s + chunk]].astype(np.float64)
+        sx += x.sum(0)
+        sy += y.sum(0)
+        xx += x.T @ x
+        xy += x.T @ y
+    mx, my = sx / n, sy / n
+    cxx = xx - n * np.outer(mx, mx)  # centred XᵀX and XᵀY
+    cxy = xy - n * np.outer(mx, my)
+    w = np.linalg.solve(cxx + lam * np.eye(d), cxy)
+    return w.astype(np.float32), (my - mx @ w).astype(np.float32)
+
+
+class Ridge(nn.Module):
+    """ŷ = x_last W + b, W and b fitted in closed form on the training pairs."""
+
+    predicts_delta = False
+
+    def __init__(self, unit: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], lam: float = RIDGE_LAMBDA):
+        super().__init__()
+        w, b = fit_ridge(unit, pairs, lam)
+        self.lam = lam
+        self.register_buffer("weight", torch.from_numpy(w))
+        self.register_buffer("bias", torch.from_numpy(b))
+
+    def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = last_vector(context, lengths)
+        return x.to(self.weight.dtype) @ self.weight + self.bias
+
+
+class KNNSuccessor(nn.Module):
+    """ŷ = the successor of the training vector nearest to the last context vector.
+
+    The index holds every training vector that has a successor in its own chain
+    (the ``prev`` side of the training pairs), searched exactly by inner
+    product (FAISS ``IndexFlatIP`` on unit vectors, i.e. cosine).  Equal scores
+    go to the lower index position, i.e. the earlier training pair.
+    """
+
+    predicts_delta = False
+
+    def __init__(self, unit: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]):
+        super().__init__()
+        import faiss
+
+        prev, nxt = _pair_rows(pairs)
+        self.unit = unit  # a reference, not a copy: successors are gathered per query
+        self.successor = nxt
+        self.index = faiss.IndexFlatIP(unit.shape[1])
+        self.index.add(np.ascontiguousarray(unit[prev], dtype=np.float32))
+
+    def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        q = last_vector(context, lengths).detach().float().cpu().numpy()
+        _, nn_idx = self.index.search(np.ascontiguousarray(q), 1)
+        out = self.unit[self.successor[nn_idx[:, 0]]]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(device=context.device, dtype=context.dtype)

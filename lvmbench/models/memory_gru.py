@@ -1,6 +1,6 @@
 """Memory-augmented GRU, the recipe's reference model (~11.3M parameters at D=768).
 
-input LayerNorm -> 4-layer GRU (hidden 512) over the packed context -> the last
+input LayerNorm -> 4-layer GRU (hidden 512) over the right-padded context -> the last
 hidden state queries a bank of learned memory slots by scaled dot-product
 attention -> fusion of hidden state and memory read -> MLP head -> D.
 
@@ -15,7 +15,6 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from lvmbench.config import ModelConfig
 
@@ -39,9 +38,12 @@ class MemoryGRU(nn.Module):
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.norm(context)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h_n = self.gru(packed)
-        state = h_n[-1]  # [B, H] top layer at each sequence's true end
+        # Contexts are right-padded and a GRU is causal, so the top layer's output
+        # at position length-1 is exactly the state after the real vectors; the
+        # padding after it never reaches that output.  This avoids
+        # pack_padded_sequence, whose CPU backward is about 1.7x slower.
+        out, _ = self.gru(x)
+        state = out[torch.arange(out.shape[0], device=out.device), (lengths - 1).to(out.device)]
         scores = self.query(state) @ self.mem_keys.T / math.sqrt(self.mem_keys.shape[-1])
         read = torch.softmax(scores, dim=-1) @ self.mem_values
         return self.head(self.fuse(torch.cat([state, read], dim=-1)))

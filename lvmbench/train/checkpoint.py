@@ -8,7 +8,9 @@ anything here.  Writes go to a temp file that is renamed into place.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +28,61 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda fh: torch.save(body, fh))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line.split(". ")[0] if len(line) > 120 else line  # torch's advice after the first sentence is noise
+
+
+def _refusal_detail(exc: BaseException) -> str:
+    """The one informative line of torch's weights-only refusal (which global it refused)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" not in text:
+        return _first_line(exc)
+    rest = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
+    return rest[0].split(" was not an allowed global")[0] if rest else _first_line(exc)
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    # lvmbench writes only torch's zip format; anything else (an empty or cut-off
+    # file, a legacy raw pickle, garbage) is refused before torch parses it.
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if magic != b"PK\x03\x04":
+        what = "empty file" if not magic else "not a PyTorch zip archive"
+        raise CheckpointError(f"{path}: corrupt or not an lvmbench checkpoint ({what})")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (the zip directory at its end is missing)")
+    try:  # torch does not check the CRCs it writes; a flipped bit would load as a silently different weight
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint (member {bad} fails its CRC check)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain data ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+        if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused to load: it holds a pickled object that could run code, not only tensors "
+                f"and plain data ({_refusal_detail(exc)})"
+            ) from None
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_refusal_detail(exc)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lvmbench checkpoint")
-    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+    version = ckpt.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: checkpoint format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {ckpt.get('format_version')} is newer than this lvmbench ({FORMAT_VERSION})"
         )

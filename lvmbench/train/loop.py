@@ -5,6 +5,15 @@ Hit@5 against the fixed val pool every epoch (the same ``torch_ranks`` that the
 consistency check later compares with FAISS); early stopping on it; the best
 checkpoint kept, ``last.pt`` and ``training_history.json`` rewritten
 atomically every epoch.
+
+Resume: ``last.pt`` is written before the first epoch and after every
+completed one, holding the model, optimiser, scheduler, early-stopping state
+(best Hit@5, patience counter), step, the history so far and the python, numpy
+and torch RNG states.  The data order needs no saved position: epoch ``e``
+shuffles with ``default_rng([seed, e])`` and resume restarts at the first
+micro-batch of the epoch after the checkpoint, so a resumed run takes exactly
+the steps the uninterrupted one takes.  Ctrl-C (or a kill) mid-epoch loses
+only that epoch's partial work; :class:`Interrupted` carries the resume command.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lvmbench.config import Recipe
+from lvmbench.errors import CheckpointError, LvmbenchError
 from lvmbench.data.samples import Samples, gather_batch
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
@@ -46,10 +56,49 @@ class TrainData:
     val_pool: torch.Tensor  # [P, D] on the training device
 
 
+class Interrupted(LvmbenchError):
+    """Ctrl-C: the run directory holds a resumable ``last.pt``; exit 130."""
+
+    exit_code = 130
+
+
+def resume_command(run_dir: Path) -> str:
+    import shlex
+
+    return f"lvmbench run --resume {shlex.quote(str(run_dir))}"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and plain data (``weights_only``-loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss_next],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+RESUME_KEYS = ("optimizer", "scheduler", "best_hit5", "bad_epochs", "step", "epoch", "history", "rng")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,8 +138,13 @@ def train(
     model_name: str,
     extra_ckpt: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the recipe; return the history dict that is also on disk."""
+    """Run the recipe; return the history dict that is also on disk.
+
+    ``resume`` is a loaded ``last.pt``: training continues after its epoch
+    with every piece of state it holds (see the module docstring).
+    """
     cfg = recipe.train
     device = data.unit.device
     model.to(device)
@@ -112,94 +166,146 @@ def train(
         "steps_per_epoch": steps_per_epoch,
         "effective_batch": cfg.micro_batch * cfg.accum_steps,
     }
-    best, bad_epochs, step = -math.inf, 0, 0
+    best, bad_epochs, step, done = -math.inf, 0, 0, 0
     ckpt_common = {"model": model_name, "dim": int(data.unit.shape[1]), "recipe": recipe.to_dict(), **(extra_ckpt or {})}
     log(
         f"training {model_name}: {n} samples, {n_micro} micro-batches of {cfg.micro_batch} x {cfg.accum_steps} "
         f"accumulation = {steps_per_epoch} optimiser steps/epoch, at most {cfg.max_epochs} epochs, device {device}"
     )
-    for epoch in range(1, cfg.max_epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        order = np.random.default_rng([recipe.seed, epoch]).permutation(n)
-        running, seen, diverged = 0.0, 0, False
-        bar = tqdm(range(n_micro), desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False, disable=None, file=sys.stderr)
-        optimizer.zero_grad(set_to_none=True)
-        for i in bar:
-            group_start = (i // cfg.accum_steps) * cfg.accum_steps
-            group_size = min(cfg.accum_steps, n_micro - group_start)
-            idx = order[i * cfg.micro_batch : (i + 1) * cfg.micro_batch]
-            ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
-            loss, _ = consultant_loss(predict(model, ctx, lengths), target, cfg)
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            (loss / group_size).backward()
-            running += loss.item() * len(idx)
-            seen += len(idx)
-            if i - group_start + 1 == group_size:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        bar.close()
-        if diverged:
-            history["stop_reason"] = f"non-finite training loss in epoch {epoch}"
-            history["stopped_epoch"] = epoch
-            log(f"epoch {epoch}: loss became non-finite; stopping (best checkpoint kept)")
-            break
-        val = validate(model, data, recipe)
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": running / max(seen, 1),
-            **val,
-            "lr": scheduler.get_last_lr()[0],
-            "seconds": time.perf_counter() - t0,
-        }
-        history["history"].append(row)
-        hit5 = val["val_hit@5"]
-        improved = hit5 > best + cfg.min_delta
-        state = {
-            **ckpt_common,
-            "epoch": epoch,
-            "step": step,
-            "state_dict": model.state_dict(),
-            "val_hit5": hit5,
-        }
-        if improved:
-            best, bad_epochs = hit5, 0
-            history["best_hit5"], history["best_epoch"] = hit5, epoch
-            save_checkpoint(run_dir / BEST, state)
-        else:
-            bad_epochs += 1
+    if resume is not None:
+        where = run_dir / LAST
+        missing = [k for k in RESUME_KEYS if k not in resume]
+        if missing:
+            raise CheckpointError(f"{where}: not a resumable checkpoint (lacks {', '.join(missing)})")
+        if resume["history"].get("steps_per_epoch") != steps_per_epoch:
+            raise CheckpointError(
+                f"{where}: saved with {resume['history'].get('steps_per_epoch')} optimiser steps per epoch, "
+                f"but this data and recipe give {steps_per_epoch}"
+            )
+        try:
+            model.load_state_dict(resume["state_dict"])
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            set_rng_state(resume["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{where}: state does not fit model '{model_name}' ({first})") from None
+        best = -math.inf if resume["best_hit5"] is None else float(resume["best_hit5"])
+        bad_epochs, step, done = int(resume["bad_epochs"]), int(resume["step"]), int(resume["epoch"])
+        history = resume["history"]
+        history["resumed"] = list(history.get("resumed", [])) + [{"after_epoch": done, "step": step}]
+        log(
+            f"resuming after epoch {done} (step {step}; best val Hit@5 "
+            + ("none yet" if best == -math.inf else f"{100 * best:.1f}% at epoch {history['best_epoch']}")
+            + f"; {bad_epochs}/{cfg.patience} epochs without improvement)"
+        )
+
+    def save_last(state: dict[str, Any]) -> None:
         save_checkpoint(
             run_dir / LAST,
             {
                 **state,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "best_hit5": best,
+                "best_hit5": None if best == -math.inf else best,
                 "bad_epochs": bad_epochs,
-                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "rng": rng_state(),
             },
         )
-        history["stopped_epoch"] = epoch
+
+    early_stop = f"early stop: val Hit@5 did not improve for {cfg.patience} epochs"
+    try:
+        if resume is None:
+            # "epoch 0": a run stopped during its first epoch resumes from here
+            save_last({**ckpt_common, "epoch": 0, "step": 0, "state_dict": model.state_dict(), "val_hit5": None})
+        if bad_epochs >= cfg.patience:  # resumed after the epoch that triggered the early stop
+            history["stop_reason"] = early_stop
+        for epoch in range(done + 1, cfg.max_epochs + 1):
+            if history["stop_reason"] is not None:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            order = np.random.default_rng([recipe.seed, epoch]).permutation(n)
+            running, seen, diverged = 0.0, 0, False
+            bar = tqdm(range(n_micro), desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False, disable=None, file=sys.stderr)
+            optimizer.zero_grad(set_to_none=True)
+            for i in bar:
+                group_start = (i // cfg.accum_steps) * cfg.accum_steps
+                group_size = min(cfg.accum_steps, n_micro - group_start)
+                idx = order[i * cfg.micro_batch : (i + 1) * cfg.micro_batch]
+                ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
+                loss, _ = consultant_loss(predict(model, ctx, lengths), target, cfg)
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                (loss / group_size).backward()
+                running += loss.item() * len(idx)
+                seen += len(idx)
+                if i - group_start + 1 == group_size:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            bar.close()
+            if diverged:
+                history["stop_reason"] = f"non-finite training loss in epoch {epoch}"
+                history["stopped_epoch"] = epoch
+                log(f"epoch {epoch}: loss became non-finite; stopping (best checkpoint kept)")
+                break
+            val = validate(model, data, recipe)
+            row = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": running / max(seen, 1),
+                **val,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - t0,
+            }
+            history["history"].append(row)
+            hit5 = val["val_hit@5"]
+            # `best` survives a resume (restored from last.pt), so a resumed run can
+            # never replace the best checkpoint with a worse one.
+            improved = hit5 > best + cfg.min_delta
+            state = {
+                **ckpt_common,
+                "epoch": epoch,
+                "step": step,
+                "state_dict": model.state_dict(),
+                "val_hit5": hit5,
+            }
+            if improved:
+                best, bad_epochs = hit5, 0
+                history["best_hit5"], history["best_epoch"] = hit5, epoch
+                save_checkpoint(run_dir / BEST, state)
+            else:
+                bad_epochs += 1
+            history["stopped_epoch"] = epoch
+            if bad_epochs >= cfg.patience:
+                history["stop_reason"] = early_stop
+            # order matters for a kill between writes: best, then last (the resume
+            # point, holding the history), then the history file
+            save_last(state)
+            done = epoch
+            atomic_write_json(run_dir / HISTORY, history)
+            log(
+                f"epoch {epoch:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+                + "  ".join(f"val_hit@{k} {val[f'val_hit@{k}']:.3f}" for k in recipe.eval.ks)
+                + f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+                + ("  *best*" if improved else f"  (no improvement {bad_epochs}/{cfg.patience})")
+            )
+        if history["stop_reason"] is None:
+            history["stop_reason"] = f"reached max_epochs={cfg.max_epochs}"
         atomic_write_json(run_dir / HISTORY, history)
-        log(
-            f"epoch {epoch:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-            + "  ".join(f"val_hit@{k} {val[f'val_hit@{k}']:.3f}" for k in recipe.eval.ks)
-            + f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
-            + ("  *best*" if improved else f"  (no improvement {bad_epochs}/{cfg.patience})")
-        )
-        if bad_epochs >= cfg.patience:
-            history["stop_reason"] = f"early stop: val Hit@5 did not improve for {cfg.patience} epochs"
-            break
-    else:
-        history["stop_reason"] = f"reached max_epochs={cfg.max_epochs}"
-    atomic_write_json(run_dir / HISTORY, history)
+    except KeyboardInterrupt:
+        if not (run_dir / LAST).is_file():
+            raise Interrupted(f"{run_dir}: interrupted before the first checkpoint; nothing to resume") from None
+        raise Interrupted(
+            f"interrupted; {run_dir / LAST} holds the state after epoch {done} (work since then is lost); "
+            f"resume with: {resume_command(run_dir)}"
+        ) from None
     if history["best_epoch"] is None:
         from lvmbench.errors import IntegrityError
 
