@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--model", help="model or baseline name (see `lvmbench models`); default memory_gru")
     r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
-                   "(the synthetic corpus until a real one ships); with --resume, the run's own dataset")
+                   "fixtures/python-docs (MiniLM paragraphs of the Python 3.11 docs); with --resume, the run's own dataset")
     r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
     r.add_argument("--resume", metavar="RUN_DIR",

@@ -193,14 +193,16 @@ def score_model(
         best = max(baselines, key=lambda b: baselines[b]["hit@5"])
         results["best_baseline"] = {"name": best, "hit@5": baselines[best]["hit@5"]}
         lift = main.metrics["hit@5"] - baselines[best]["hit@5"]
-        m_lo = main.metrics["ci"]["hit@5"][0]
-        b_hi = baselines[best]["ci"]["hit@5"][1]
+        m_lo, m_hi = main.metrics["ci"]["hit@5"]
+        b_lo, b_hi = baselines[best]["ci"]["hit@5"]
         results["lift"] = {
             "over": best,
             "hit@5": lift,
             "mrr": main.metrics["mrr"] - baselines[best]["mrr"],
             "mcnemar_p_hit@5": metrics.mcnemar_exact(headline_rank <= 5, hits5[best]),
-            "intervals_separate": bool(m_lo > b_hi),
+            # Wilson 95 % intervals of Hit@5 that do not overlap: the lift is outside the noise
+            "intervals_separate": bool(m_lo > b_hi or m_hi < b_lo),
+            "direction": "better" if m_lo > b_hi else "worse" if m_hi < b_lo else "overlapping",
         }
     results["timings"] = {"score_s": time.perf_counter() - t0}
     return results, arrays

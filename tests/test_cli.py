@@ -83,6 +83,9 @@ def test_end_to_end_run_beats_copy_last_and_writes_every_artefact(tiny_store, tm
     m, copy = res["metrics"], res["baselines"]["copy_last"]
     assert m["hit@5"] > copy["hit@5"] + 0.15, (m["hit@5"], copy["hit@5"])
     assert res["lift"]["over"] in res["baselines"]
+    lo, hi = res["metrics"]["ci"]["hit@5"]
+    blo, bhi = res["baselines"][res["lift"]["over"]]["ci"]["hit@5"]
+    assert res["lift"]["intervals_separate"] == (lo > bhi or hi < blo)
     assert res["consistency"]["ok"] and res["consistency"]["val"]["ok"]
     assert res["pool"]["size"] == res["split"]["sizes"]["test"]["vectors"]
     assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor"}

@@ -50,7 +50,9 @@ Sentence units (``--unit sentence``)
 Filters, in this order (all counted in the report and the manifest)
     1. units with fewer than ``min_words`` whitespace-separated words go;
     2. documents with fewer than ``min_paragraphs`` units go (``min_paragraphs``
-       counts units, sentences in sentence mode);
+       counts units, sentences in sentence mode), and with ``max_paragraphs``
+       set, documents with more units than that go too (a compute budget: the
+       recurrent models' cost grows with the context length a document allows);
     3. ``max_docs`` keeps the first N remaining documents;
     4. a unit text (whitespace-normalised, case-sensitive) that occurs in two
        or more of the kept documents is boilerplate: every occurrence goes;
@@ -694,16 +696,20 @@ def select_units(
     min_words: int = 8,
     min_paragraphs: int = 7,
     max_docs: int | None = None,
+    max_paragraphs: int | None = None,
 ) -> tuple[list[Document], dict[str, Any]]:
     """Apply the five filters of the module docstring; fills ``Document.units``."""
     if unit not in ("paragraph", "sentence"):
         raise UsageError(f"unit must be 'paragraph' or 'sentence', got {unit!r}")
     if min_words < 0 or min_paragraphs < 1 or (max_docs is not None and max_docs < 1):
         raise UsageError("need min_words >= 0, min_paragraphs >= 1 and max_docs >= 1")
+    if max_paragraphs is not None and max_paragraphs < min_paragraphs:
+        raise UsageError(f"max_paragraphs ({max_paragraphs}) must be >= min_paragraphs ({min_paragraphs})")
     r: dict[str, Any] = {"documents_found": len(docs), "paragraphs_found": sum(len(d.paragraphs) for d in docs)}
     units_found = dropped_short = 0
     candidates = []
     short_docs: list[str] = []
+    long_docs: list[str] = []
     for d in docs:
         raw = d.paragraphs if unit == "paragraph" else [s for p in d.paragraphs for s in split_sentences(p)]
         units_found += len(raw)
@@ -711,6 +717,9 @@ def select_units(
         dropped_short += len(raw) - len(kept)
         if len(kept) < min_paragraphs:
             short_docs.append(d.id)
+            continue
+        if max_paragraphs is not None and len(kept) > max_paragraphs:
+            long_docs.append(d.id)
             continue
         candidates.append(Document(d.id, d.title, d.paragraphs, kept))
     over = candidates[max_docs:] if max_docs is not None else []
@@ -736,6 +745,7 @@ def select_units(
             "units_found": units_found,
             "dropped_short_units": dropped_short,
             "dropped_short_documents": len(short_docs),
+            "dropped_long_documents": len(long_docs),
             "documents_over_max_docs": len(over),
             "dropped_duplicate_units": dropped_dup,
             "duplicate_texts": len(boiler),
@@ -765,10 +775,11 @@ def scan_corpus(
     max_docs: int | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    max_paragraphs: int | None = None,
 ) -> tuple[list[Document], dict[str, Any]]:
     """Parse and filter without encoding: the kept documents and the counts."""
     docs, kind = load_documents(src, include, exclude)
-    kept, report = select_units(docs, unit, min_words, min_paragraphs, max_docs)
+    kept, report = select_units(docs, unit, min_words, min_paragraphs, max_docs, max_paragraphs)
     report = {"source": str(src), "source_kind": kind, **report}
     if not kept:
         raise DataError(
@@ -877,6 +888,7 @@ def build_corpus(
     device: str = "cpu",
     save_texts: bool = True,
     progress: bool | None = None,
+    max_paragraphs: int | None = None,
 ) -> tuple[ChainStore, dict[str, Any]]:
     """Parse ``src``, filter, encode (resumably) and write a chain store to ``out``."""
     out = Path(out)
@@ -886,7 +898,7 @@ def build_corpus(
         raise DataError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
     include = list(include) if include else None
     exclude = list(exclude) if exclude else None
-    docs, report = scan_corpus(src, unit, min_words, min_paragraphs, max_docs, include, exclude)
+    docs, report = scan_corpus(src, unit, min_words, min_paragraphs, max_docs, include, exclude, max_paragraphs)
     if isinstance(encoder, str):
         encoder = get_encoder(encoder, **({"device": device} if device != "cpu" else {}))
     own_cache = cache_dir is None
@@ -900,6 +912,7 @@ def build_corpus(
     offsets = np.concatenate([[0], np.cumsum([len(d.units) for d in docs])]).astype(np.int64)
     counts = {k: report[k] for k in (
         "documents_found", "paragraphs_found", "units_found", "dropped_short_units", "dropped_short_documents",
+        "dropped_long_documents",
         "documents_over_max_docs", "dropped_duplicate_units", "duplicate_texts",
         "dropped_short_documents_after_dedup", "documents_kept", "units_kept")}
     source: dict[str, Any] = {"path": str(src), "kind": report["source_kind"], **(source_info or {})}
@@ -915,6 +928,7 @@ def build_corpus(
             "corpus_version": CORPUS_VERSION,
             "min_words": min_words,
             "min_paragraphs": min_paragraphs,
+            "max_paragraphs": max_paragraphs,
             "max_docs": max_docs,
             "include": include,
             "exclude": exclude,
@@ -979,7 +993,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"source: {r['source']} ({r['source_kind']})",
         f"documents: {r['documents_found']} found, {r['documents_kept']} kept "
-        f"({r['dropped_short_documents']} too short, {r['dropped_short_documents_after_dedup']} too short after "
+        f"({r['dropped_short_documents']} too short, {r.get('dropped_long_documents', 0)} over --max-paragraphs, "
+        f"{r['dropped_short_documents_after_dedup']} too short after "
         f"dedup, {r['documents_over_max_docs']} over --max-docs)",
         f"units: {r['units_found']} found, {r['units_kept']} kept ({r['dropped_short_units']} too short, "
         f"{r['dropped_duplicate_units']} cross-document duplicates of {r['duplicate_texts']} texts)",
@@ -1009,6 +1024,8 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-words", type=int, default=8, help="drop units with fewer words (default 8)")
     p.add_argument("--min-paragraphs", type=int, default=7,
                    help="drop documents with fewer units after filtering (default 7, the recipe's length gate)")
+    p.add_argument("--max-paragraphs", type=int, metavar="N",
+                   help="drop documents with more than N units after the min-words filter (a compute budget)")
     p.add_argument("--max-docs", type=int, help="keep only the first N documents that pass the length filter")
     p.add_argument("--include", action="append", metavar="GLOB",
                    help="only documents whose relative path matches (repeatable), e.g. 'library/*'")
@@ -1036,7 +1053,7 @@ def run_build(args: argparse.Namespace, log: Any = print) -> int:
         info[key.strip()] = value.strip()
     if args.dry_run:
         _, report = scan_corpus(args.src, args.unit, args.min_words, args.min_paragraphs, args.max_docs,
-                                args.include, args.exclude)
+                                args.include, args.exclude, args.max_paragraphs)
         log(format_report(report))
         return 0
     _, report = build_corpus(
@@ -1044,7 +1061,7 @@ def run_build(args: argparse.Namespace, log: Any = print) -> int:
         min_paragraphs=args.min_paragraphs, dtype=args.dtype, max_docs=args.max_docs, include=args.include,
         exclude=args.exclude, overwrite=args.overwrite, cache_dir=args.cache_dir, source_info=info or None,
         license=args.license, name=args.name, batch_size=args.batch_size, device=args.device,
-        save_texts=not args.no_texts,
+        save_texts=not args.no_texts, max_paragraphs=args.max_paragraphs,
     )
     log(format_report(report))
     return 0
