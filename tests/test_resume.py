@@ -86,10 +86,18 @@ def _wait_for_epochs(proc, run_dir, k, timeout=120.0):
     pytest.fail(f"no epoch {k} within {timeout}s")
 
 
+def _default_sigint() -> None:
+    # A shell that starts a job in the background (CI runners, `nohup ... &`) makes it
+    # ignore SIGINT, the child inherits that, and Python then installs no Ctrl-C handler.
+    # The child here must behave like a program started from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(store, out):
     return subprocess.Popen(
         [sys.executable, "-m", "lvmbench", *_run_args(store, out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        preexec_fn=_default_sigint,
     )
 
 
