@@ -115,3 +115,17 @@ def test_end_to_end_run_beats_copy_last_and_writes_every_artefact(tiny_store, tm
     assert main(["eval", str(out), "--data", str(tiny_store.path), "--out", str(tmp_path / "ev")]) == 0
     again = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert again["metrics"]["hit@5"] == pytest.approx(m["hit@5"])
+
+
+def test_data_info_reports_distributions_and_baseline_difficulty(tiny_store, capsys):
+    assert main(["data", "info", str(tiny_store.path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["chains"] == 60 and info["dim"] == 32
+    assert info["chain_length"]["min"] >= 8 and info["adjacent_cosine"]["max"] <= 1.0
+    d = info["difficulty"]
+    assert set(d["baselines"]) == {"copy_last", "mean_context", "random"}
+    assert d["pool"]["size"] == info["split"]["test"]["vectors"]
+    assert d["chance"]["hit@5"] < d["baselines"]["copy_last"]["hit@5"]
+    assert main(["data", "info", str(tiny_store.path)]) == 0
+    text = capsys.readouterr().out
+    assert "difficulty on the test split" in text and "chance" in text
