@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from lvmbench import __version__
 from lvmbench.errors import LvmbenchError, UsageError
@@ -58,9 +57,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume continues {args.resume} with its own recipe.json; drop {', '.join(clash)}")
         resume_run(args.resume, args.data, log=_log)
         return 0
+    from lvmbench.pipeline import is_multi, parse_models, run_many, series_exit_code
+
+    if is_multi(args.model):
+        models = parse_models(args.model)
+        args.model = None
+        recipe = _recipe(args)
+        _, outcomes = run_many(recipe, models, args.data, args.out, overwrite=args.overwrite, log=_log)
+        return series_exit_code(outcomes)
     recipe = _recipe(args)
     run(recipe, args.data, args.out, overwrite=args.overwrite, log=_log)
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lvmbench.sweep import check_overrides, parse_contexts, sweep
+
+    contexts = parse_contexts(args.context)
+    check_overrides(args.overrides)
+    recipe = _recipe(args)
+    _, _, code = sweep(recipe, contexts, args.data, args.out, overwrite=args.overwrite, log=_log)
+    return code
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -73,7 +90,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides.append("eval.exclude_context=false")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    evaluate_checkpoint(args.checkpoint, args.data, overrides, args.out, args.split, args.overwrite, log=_log)
+    run_dir, _ = evaluate_checkpoint(args.checkpoint, args.data, overrides, args.out, args.split, args.overwrite, log=_log)
+    if args.trec:
+        from lvmbench.trec import export_run
+
+        export_run(run_dir, args.trec, args.trec_depth, data=args.data, log=_log)
+    return 0
+
+
+def cmd_trec(args: argparse.Namespace) -> int:
+    from lvmbench.trec import export_run
+
+    export_run(args.run_dir, args.out, args.depth, data=args.data, log=_log)
     return 0
 
 
@@ -106,7 +134,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from lvmbench.compare import compare
 
-    print(compare(args.runs, args.metric, args.format, args.force, warn=lambda m: print(m, file=sys.stderr)))
+    print(compare(args.runs, args.metric, args.format, args.force, warn=lambda m: print(m, file=sys.stderr),
+                  plot=args.plot))
     return 0
 
 
@@ -153,14 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train MODEL through the consultant recipe (early stopping on val Hit@5), then score the "
         "best checkpoint and every baseline on the held-out test split against a FAISS IndexFlatIP pool. "
         "Writes best_val_hit5.pt, last.pt, training_history.json, results.json, predictions.npz, report.md, "
-        "split.json, data_report.json and recipe.json into the run directory. Every file is written to a temporary "
+        "split.json, data_report.json, recipe.json and curves.png (with matplotlib) into the run directory. Every file is written to a temporary "
         "file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume command and exits 130.",
         epilog=EPILOG,
     )
-    r.add_argument("--model", help="model or baseline name (see `lvmbench models`); default memory_gru")
+    r.add_argument("--model", help="model or baseline name (see `lvmbench models`); default memory_gru. "
+                   "Several, comma-separated (a,b,c), or 'all' (every trainable model): each runs into OUT/<model>/ "
+                   "(default runs/<timestamp>-multi/<model>/) on the same data, queries and pool, a failed model is "
+                   "reported and the rest still run, and the compare leaderboard of those that finished ends the "
+                   "output (OUT/leaderboard.md, OUT/multi.json)")
     r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
                    "fixtures/python-docs (MiniLM paragraphs of the Python 3.11 docs); with --resume, the run's own dataset")
-    r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>)")
+    r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>; with several models the parent "
+                   "of their run directories)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
     r.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from RUN_DIR/last.pt with RUN_DIR/recipe.json (model, optimiser, "
@@ -181,7 +215,42 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--trec", metavar="DIR", help="also write TREC files (run.trec, qrels.trec, trec.json) to DIR")
+    e.add_argument("--trec-depth", type=int, default=100, metavar="N",
+                   help="candidates per query in run.trec (default 100; 0 = every candidate)")
     e.set_defaults(func=cmd_eval)
+
+    sw = sub.add_parser(
+        "sweep", help="retrain a model at several context lengths and score every point on the same queries and pool",
+        description="Retrain MODEL with data.context_len = each --context value (OUT/ctx-<C>/ run directories) "
+        "and score every point against the same test queries, the same pool and the same candidates per query "
+        "(each query's max(C) preceding vectors excluded at every point); checks that query ids and pool "
+        "sha256 are identical across points, then writes OUT/sweep.json and OUT/sweep.md: context -> Hit@K "
+        "with Wilson intervals, MRR, and copy_last as the reference.",
+        epilog=EPILOG,
+    )
+    sw.add_argument("--model", required=True, help="model name (see `lvmbench models`)")
+    sw.add_argument("--context", required=True, metavar="C1,C2,...", help="context lengths, e.g. 5,20,100")
+    sw.add_argument("--data", help="chain-store directory, or 'synth' (default: the default dataset)")
+    sw.add_argument("--out", help="sweep directory (default runs/<timestamp>-<model>-sweep)")
+    sw.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty sweep directory")
+    _add_recipe_args(sw)
+    sw.set_defaults(func=cmd_sweep)
+
+    t = sub.add_parser(
+        "trec", help="export a scored run as TREC run and qrels files (trec_eval, pytrec_eval, ranx, ir_measures)",
+        description="Write RUN_DIR's top-N retrieved candidates per query ('qid Q0 docid rank score tag', the "
+        "query's excluded context removed) to OUT/run.trec and its targets ('qid 0 docid 1') to OUT/qrels.trec. "
+        "qid q<i> = the i-th query of predictions.npz; docid = the candidate's row in vectors.npy. trec_eval's "
+        "success_K equals Hit@K; its recip_rank equals lvmbench's (untruncated) MRR only when every target is "
+        "within N (--depth 0 writes every candidate).",
+    )
+    t.add_argument("run_dir", metavar="RUN_DIR", help="a run or eval directory holding results.json and predictions.npz")
+    t.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    t.add_argument("--depth", type=int, default=100, metavar="N",
+                   help="candidates per query (default 100; 0 = every candidate)")
+    t.add_argument("--data", help="the run's dataset if it moved (must have the recorded sha256)")
+    t.set_defaults(func=cmd_trec)
 
     g = sub.add_parser("gate", help="exit 0 if a results file passes the deploy gate, 1 if not, 2 on bad input",
                        epilog=EPILOG)
@@ -210,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sort rows and pick the best baseline by this metric (default hit@5)")
     c.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
     c.add_argument("--force", action="store_true", help="compare runs whose dataset/split/pool hashes differ")
+    c.add_argument("--plot", metavar="PATH", help="also draw the leaderboard (Hit@5 with Wilson interval bars, "
+                   "baselines grey) to this PNG; needs matplotlib (pip install -e \".[plot]\"), skipped with a note without it")
     c.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("data", help="dataset tools")

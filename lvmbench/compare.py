@@ -287,13 +287,15 @@ def render(board: dict[str, Any], fmt: str = "table", warnings: list[str] | None
 
 def compare(
     paths: list[str | Path], metric: str = "hit@5", fmt: str = "table", force: bool = False,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, plot: str | Path | None = None,
 ) -> str:
     """Load, check and render; the whole ``lvmbench compare`` command.
 
     Warnings (what ``force`` let through) head the table and markdown output and
     sit under ``warnings`` in JSON; CSV output stays pure CSV and hands them to
-    ``warn`` (the CLI prints them to stderr).
+    ``warn`` (the CLI prints them to stderr).  ``plot``: also draw the
+    leaderboard (Hit@5 with Wilson bars) to that PNG; what happened to the
+    picture goes to ``warn`` too, so stdout stays the table alone.
     """
     if not paths:
         raise UsageError("compare needs at least one run directory")
@@ -302,6 +304,12 @@ def compare(
     runs = [load_run(p) for p in paths]
     warnings = check_comparable(runs, force)
     board = leaderboard(runs, metric)
+    if plot is not None:
+        from lvmbench.plots import plot_leaderboard
+
+        note = warn or (lambda _m: None)
+        if plot_leaderboard(board, plot, log=note) is not None:
+            note(f"wrote {plot}")
     if fmt == "csv":
         for line in warnings:
             (warn or (lambda _m: None))(line)

@@ -87,6 +87,11 @@ class EvalConfig:
     pool: str = "split"
     """'split': every vector of the scored split's chains; 'full': every vector."""
     exclude_context: bool = True
+    exclude_len: int = 0
+    """With exclude_context: leave out the exclude_len vectors before each target
+    instead of only its context (0 = data.context_len; otherwise >= it).
+    ``lvmbench sweep`` sets it to the longest context of the sweep, so every
+    context length ranks each target among the same candidates."""
     search_depth: int = 1000
     """FAISS returns this many neighbours (plus room for excluded ids); a target
     ranked deeper gets its exact rank from a blockwise matrix product."""
@@ -235,6 +240,10 @@ def validate(recipe: Recipe) -> None:
         raise ConfigError(f"eval.ks must be positive integers, got {e.ks}")
     if 5 not in e.ks:
         raise ConfigError("eval.ks must include 5: the recipe early-stops and gates on Hit@5")
+    if e.exclude_len < 0 or (e.exclude_len and e.exclude_len < d.context_len):
+        raise ConfigError(
+            f"eval.exclude_len must be 0 (= data.context_len) or >= data.context_len ({d.context_len}), got {e.exclude_len}"
+        )
     if e.pool not in {"split", "full"}:
         raise ConfigError(f"eval.pool must be 'split' or 'full', got {e.pool!r}")
     if g.on not in {"value", "ci_low"}:

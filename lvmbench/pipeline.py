@@ -10,8 +10,8 @@ Hit@K equals FAISS retrieval.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 import torch
 
+from lvmbench import diagnostics
 from lvmbench.config import Recipe
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.errors import CheckpointError, ConfigError, DataError, IntegrityError, UsageError
@@ -27,12 +28,12 @@ from lvmbench.evaluate.index import Pool, build_pool
 from lvmbench.evaluate.scoring import (
     Queries, Scored, check_consistency, make_queries, predict_all, score_predictions, torch_ranks,
 )
-from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, sha256_file
+from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json, sha256_file
 from lvmbench.models import registry
 from lvmbench.report import SCHEMA_VERSION, env_info, gate_line, gate_verdict, render_table, utc_now
 from lvmbench.train.checkpoint import load_checkpoint
 from lvmbench.train.loop import (
-    BEST, HISTORY, LAST, Interrupted, TrainData, resolve_device, resume_command, seed_everything, train,
+    BEST, LAST, Interrupted, TrainData, resolve_device, resume_command, seed_everything, train,
 )
 
 Log = Callable[[str], None]
@@ -76,6 +77,17 @@ def check_ks(prep: Prepared, recipe: Recipe, split: str) -> None:
             f"{prep.store.path}: eval.ks {too_big} larger than the {split} pool of {size} candidates "
             f"(pool '{recipe.eval.pool}'); choose K <= {size}"
         )
+
+
+def exclusion_len(recipe: Recipe) -> int:
+    """How many vectors before each target leave the pool with ``eval.exclude_context``.
+
+    The query's own context (``data.context_len``), or the longer window
+    ``eval.exclude_len`` when set: ``lvmbench sweep`` sets it to its longest
+    context so every point of the sweep ranks each target among the same
+    candidates.
+    """
+    return max(recipe.data.context_len, recipe.eval.exclude_len)
 
 
 def recipe_from_dict(table: Any, where: str | Path) -> Recipe:
@@ -147,11 +159,19 @@ def score_model(
     t0 = time.perf_counter()
     unit_t = torch.from_numpy(prep.unit).to(device)
     pool = pool_for(prep, recipe, split)
-    queries = make_queries(prep.samples[split], pool, recipe.data.context_len)
+    queries = make_queries(prep.samples[split], pool, exclusion_len(recipe))
+    samples = queries.samples
+    chain_end = prep.store.offsets[samples.chain + 1]
+
+    def direction_of(pred: np.ndarray) -> dict[str, Any]:
+        return diagnostics.direction(pred, prep.unit, samples.target, samples.start, chain_end)
+
     log(f"scoring {model_name} and {len(recipe.eval.baselines)} baselines on {len(queries)} {split} queries "
         f"against a pool of {pool.size} ({recipe.eval.pool})")
     main, pred_t = score_one(model_name, model, prep, recipe, unit_t, pool, queries)
     cons, t_rank, t_gap = consistency(pred_t, pool, queries, main, recipe, device)
+    entry = registry.REGISTRY.get(model_name)
+    direction = {model_name: {"kind": entry.kind if entry else "model", **direction_of(main.pred)}}
     arrays: dict[str, np.ndarray] = {
         "queries": main.pred,
         "target_ids": queries.samples.target,
@@ -172,12 +192,16 @@ def score_model(
         baselines[b] = scored.metrics
         arrays[f"rank__{b}"] = scored.faiss.rank
         hits5[b] = (scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context) <= 5
+        direction.setdefault(b, {"kind": "baseline", **direction_of(scored.pred)})
+    direction.update(diagnostics.references(prep.unit, samples.target, samples.start, chain_end,
+                                            copy_last="copy_last" not in direction))
     headline_rank = main.faiss.rank if recipe.eval.exclude_context else main.faiss.rank_with_context
     results: dict[str, Any] = {
         "pool": {
             "split": pool.split,
             "size": pool.size,
             "exclude_context": recipe.eval.exclude_context,
+            "exclude_len": exclusion_len(recipe) if recipe.eval.exclude_context else 0,
             "sha256": pool.sha256(),
             "target_in_pool": True,
             "search_depth": main.faiss.depth,
@@ -188,6 +212,7 @@ def score_model(
         "metrics_with_context": main.metrics_with_context,
         "baselines": baselines,
         "consistency": cons,
+        "diagnostics": diagnostics.summary(direction),
     }
     if baselines:
         best = max(baselines, key=lambda b: baselines[b]["hit@5"])
@@ -229,7 +254,7 @@ def val_consistency(
     """Recorded in-loop val Hit@5 of the best epoch versus FAISS retrieval on the val pool."""
     unit_t = torch.from_numpy(prep.unit).to(device)
     pool = pool_for(prep, recipe, "val")
-    queries = make_queries(prep.samples["val"], pool, recipe.data.context_len)
+    queries = make_queries(prep.samples["val"], pool, exclusion_len(recipe))
     scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries)
     report, _, _ = consistency(pred_t, pool, queries, scored, recipe, device)
     report["recorded_val_hit@5"] = recorded_hit5
@@ -273,10 +298,181 @@ def run(
         check_ks(prep, recipe, split)
     device = resolve_device(recipe.train.device)
     run_dir = make_run_dir(out, name, overwrite)
+    return start_run(recipe, prep, run_dir, device, log, t_start)
+
+
+def start_run(
+    recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log, t_start: float | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Write the run's recipe, split and data report into ``run_dir``, then train and score."""
+    t_start = time.perf_counter() if t_start is None else t_start
     atomic_write_json(run_dir / "recipe.json", recipe.to_dict())
     atomic_write_json(run_dir / "split.json", prep.report["split"])
     atomic_write_json(run_dir / "data_report.json", {k: v for k, v in prep.report.items() if k != "split"})
     return _train_and_score(recipe, prep, run_dir, device, log, t_start)
+
+
+# ---------------------------------------------------------------------------
+# several runs on one prepared dataset: `run --model a,b,c` and `sweep`
+
+
+@dataclass
+class Outcome:
+    """One run of a series: its results, or why it failed."""
+
+    label: str
+    run_dir: Path
+    results: dict[str, Any] | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> dict[str, Any]:
+        m = (self.results or {}).get("metrics") or {}
+        return {
+            "label": self.label,
+            "run_dir": str(self.run_dir),
+            "status": "ok" if self.ok else "failed",
+            "error": self.error,
+            "exit_code": self.exit_code,
+            **{k: m.get(k) for k in ("hit@1", "hit@5", "hit@10", "mrr")},
+        }
+
+
+def parse_models(spec: str) -> list[str]:
+    """``a,b,c`` or ``all`` (every trainable model in the registry); each name checked, no repeats."""
+    if spec.strip() == "all":
+        return registry.trained_models()
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"--model {spec!r}: no model names")
+    for n in names:
+        registry.get_entry(n)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"--model lists {', '.join(dup)} more than once")
+    return names
+
+
+def is_multi(spec: str | None) -> bool:
+    return spec is not None and ("," in spec or spec.strip() == "all")
+
+
+def series_dir(out: str | Path | None, suffix: str, overwrite: bool) -> Path:
+    """The parent directory of a series (default runs/<timestamp>-<suffix>); refused if non-empty."""
+    if out is None:
+        out = Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{suffix}"
+    return make_run_dir(out, suffix, overwrite)
+
+
+def run_series(
+    points: list[tuple[str, Recipe, Path]], prep: Prepared, device: torch.device, overwrite: bool, log: Log = print,
+) -> list[Outcome]:
+    """Train and score each (label, recipe, run_dir) on the same prepared data, one after another.
+
+    A run that fails (bad input, an integrity failure, or an unexpected error
+    such as running out of memory) is reported and recorded, and the series
+    goes on with the next one: one broken model must not cost the others'
+    hours.  An unexpected error's traceback is written to ``run_dir/error.txt``.
+    Ctrl-C stops the whole series (exit 130) and names the runs not started.
+    """
+    import traceback
+
+    from lvmbench.errors import LvmbenchError
+
+    outcomes: list[Outcome] = []
+    for i, (label, recipe, run_dir) in enumerate(points, 1):
+        log(f"=== [{i}/{len(points)}] {label} -> {run_dir}")
+        try:
+            run_dir = make_run_dir(run_dir, recipe.model.name, overwrite)
+            _, results = start_run(recipe, prep, run_dir, device, log)
+            outcomes.append(Outcome(label, run_dir, results))
+        except (KeyboardInterrupt, Interrupted) as exc:
+            rest = [p[0] for p in points[i:]]
+            note = f"; not started: {', '.join(rest)}" if rest else ""
+            raise Interrupted(f"{exc or 'interrupted'}{note}") from None
+        except LvmbenchError as exc:
+            log(f"FAILED {label}: {exc} (exit code {exc.exit_code}); continuing with the next run")
+            outcomes.append(Outcome(label, run_dir, None, str(exc), exc.exit_code))
+        except Exception as exc:  # noqa: BLE001 - one model's crash must not end the series
+            tb = traceback.format_exc()
+            try:
+                atomic_write_text(Path(run_dir) / "error.txt", tb)
+            except OSError:
+                pass
+            msg = f"unexpected {type(exc).__name__}: {exc}"
+            log(f"FAILED {label}: {msg} (traceback in {Path(run_dir) / 'error.txt'}); continuing with the next run")
+            outcomes.append(Outcome(label, run_dir, None, msg, 1))
+    return outcomes
+
+
+def series_exit_code(outcomes: list[Outcome]) -> int:
+    """0 when every run finished; otherwise the highest exit code among the failures."""
+    return max((o.exit_code for o in outcomes if not o.ok), default=0)
+
+
+def run_many(
+    recipe: Recipe, models: list[str], data: str | None, out: str | Path | None, overwrite: bool = False,
+    log: Log = print,
+) -> tuple[Path, list[Outcome]]:
+    """Train and score several models, each into ``OUT/<model>/``, on the same data, queries and pool.
+
+    Ends with the ``compare`` leaderboard of the models that finished
+    (``OUT/leaderboard.md``, ``OUT/multi.json``, ``OUT/leaderboard.png``).
+    """
+    import copy
+
+    from lvmbench import compare as cmp
+    from lvmbench import plots
+
+    for name in models:
+        registry.get_entry(name)
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    prep = prepare(store, recipe)
+    for split in ("val", "test"):
+        check_ks(prep, recipe, split)
+    device = resolve_device(recipe.train.device)
+    parent = series_dir(out, "multi", overwrite)
+    points = []
+    for name in models:
+        r = copy.deepcopy(recipe)
+        r.model.name = name
+        points.append((name, r, parent / name))
+    log(f"running {len(models)} models into {parent}: {', '.join(models)}")
+    outcomes = run_series(points, prep, device, overwrite, log)
+    done = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": utc_now(),
+        "models": models,
+        "runs": [o.summary() for o in outcomes],
+        "failed": [o.label for o in failed],
+        "leaderboard": None,
+    }
+    if done:
+        try:
+            runs = [cmp.load_run(o.run_dir) for o in done]
+            cmp.check_comparable(runs)
+            board = cmp.leaderboard(runs, "hit@5")
+            table = cmp.render(board, "table")
+            summary["leaderboard"] = board
+            atomic_write_text(parent / "leaderboard.md", "# lvmbench leaderboard\n\n```\n" + table + "\n```\n")
+            log("")
+            log(f"leaderboard ({len(done)} of {len(models)} models; `lvmbench compare {' '.join(str(o.run_dir) for o in done)}`)")
+            log(table)
+            plots.plot_leaderboard(board, parent / "leaderboard.png", log=log)
+        except UsageError as exc:
+            log(f"no leaderboard: {exc}")
+    atomic_write_json(parent / "multi.json", summary)
+    for o in failed:
+        log(f"FAILED {o.label}: {o.error}")
+    log(f"{len(done)}/{len(models)} models finished; artefacts in {parent}")
+    return parent, outcomes
 
 
 def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -> tuple[Path, dict[str, Any]]:
@@ -296,17 +492,20 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -
     rpath = run_dir / "recipe.json"
     if not rpath.is_file():
         raise UsageError(f"{rpath}: not found; {run_dir} is not an lvmbench run directory")
-    try:
-        table = json.loads(rpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{rpath}: malformed JSON ({exc})") from None
+    table = read_json(rpath, ConfigError)
     recipe = recipe_from_dict(table, rpath)
     name = recipe.model.name
     if registry.get_entry(name).kind != "model":
         raise UsageError(f"{run_dir}: '{name}' is a baseline; nothing was trained, so there is nothing to resume")
     lpath = run_dir / LAST
     ckpt = load_checkpoint(lpath)
-    if ckpt["model"] != name or ckpt["recipe"] != recipe.to_dict():
+    # compared through recipe_from_dict so a checkpoint written before a recipe field existed
+    # (stored without it, read back with its default) still matches its own recipe.json
+    try:
+        same_recipe = recipe_from_dict(ckpt["recipe"], lpath).to_dict() == recipe.to_dict()
+    except ConfigError:
+        same_recipe = False
+    if ckpt["model"] != name or not same_recipe:
         raise CheckpointError(f"{lpath}: its model or recipe differs from {rpath}; refusing to mix two runs")
     configure_threads(recipe)
     store = resolve_data(data if data is not None else ckpt.get("dataset_path"), log)
@@ -346,7 +545,7 @@ def _train_and_score(
         if entry.kind == "model":
             unit_t = torch.from_numpy(prep.unit).to(device)
             val_pool = pool_for(prep, recipe, "val")
-            val_queries = make_queries(prep.samples["val"], val_pool, recipe.data.context_len)
+            val_queries = make_queries(prep.samples["val"], val_pool, exclusion_len(recipe))
             tdata = TrainData(unit_t, prep.samples["train"], prep.samples["val"], val_queries,
                               torch.from_numpy(val_pool.vectors).to(device))
             t0 = time.perf_counter()
@@ -357,6 +556,9 @@ def _train_and_score(
             ckpt = load_checkpoint(run_dir / BEST)
             model.load_state_dict(ckpt["state_dict"])
             log(f"best epoch {history['best_epoch']} (val Hit@5 {100 * history['best_hit5']:.1f}%); {history['stop_reason']}")
+            from lvmbench import plots
+
+            plots.plot_curves(history, run_dir / plots.CURVES, log=log)
         model.to(device)
         results, arrays = score_model(name, model, prep, recipe, device, "test", log)
         if history is not None:

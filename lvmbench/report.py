@@ -7,7 +7,6 @@ number lvmbench exists to retire, so every table prints them.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from tabulate import tabulate
 
 import lvmbench
 from lvmbench.errors import UsageError
+from lvmbench.io import read_json
 
 SCHEMA_VERSION = 1
 
@@ -104,7 +104,10 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
     lines = [
         f"dataset {results['dataset']['name']} ({results['dataset']['n_vectors']} vectors, dim {results['dataset']['dim']}); "
         f"{results['metrics']['n_queries'] if results.get('metrics') else '?'} {pool['split']} queries",
-        f"pool: {pool['size']} candidates ({pool['split']} split), context {'excluded' if pool['exclude_context'] else 'included'}; "
+        f"pool: {pool['size']} candidates ({pool['split']} split), context {'excluded' if pool['exclude_context'] else 'included'}"
+        + (f" (the {pool['exclude_len']} vectors before each target, eval.exclude_len)"
+           if pool["exclude_context"] and (pool.get("exclude_len") or 0) > results["recipe"]["data"]["context_len"] else "")
+        + "; "
         + "chance " + ", ".join(f"Hit@{k} {_pct(chance.get(f'hit@{k}'))}%" for k in ks),
         "",
         tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True),
@@ -113,6 +116,8 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
         mc = results["metrics_with_context"]
         lines += ["", f"{results['model']['name']} with context vectors left in the pool: "
                   + ", ".join(f"Hit@{k} {_pct(mc[f'hit@{k}'])}%" for k in ks) + f", MRR {mc['mrr']:.3f}"]
+    if results.get("diagnostics"):
+        lines += ["", render_direction(results, fmt), ""]
     c = results.get("consistency")
     if c:
         lines.append(
@@ -123,6 +128,36 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
     if g:
         lines.append(gate_line(g))
     return "\n".join(lines)
+
+
+def _cos(x: float | None) -> str:
+    return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:+.3f}"
+
+
+def render_direction(results: dict[str, Any], fmt: str = "simple") -> str:
+    """The direction table: margin and cos(pred, x_{t+k}) for k = -3..+3 (x_t = target), per predictor."""
+    d = results["diagnostics"]
+    rows_in = d["rows"]
+    offsets = d["offsets"]
+    order = [results.get("model", {}).get("name")]
+    order += sorted(results.get("baselines", {}), key=lambda b: -results["baselines"][b]["hit@5"])
+    order += [n for n in rows_in if rows_in[n].get("kind") == "reference"]
+    order = [n for i, n in enumerate(order) if n in rows_in and n not in order[:i]]
+    order += [n for n in rows_in if n not in order]
+    headers = ["predictor", "margin"] + [("cos(t)" if k == 0 else f"cos(t{k:+d})") for k in offsets]
+    table = []
+    for name in order:
+        r = rows_in[name]
+        label = name + {"baseline": " (baseline)", "reference": " (reference)"}.get(r.get("kind"), "")
+        by_k = {o["k"]: o["mean"] for o in r["offset_cos"]}
+        table.append([label, _cos(r["margin"])] + [_cos(by_k.get(k)) for k in offsets])
+    counts = {o["k"]: o["n"] for o in next(iter(rows_in.values()))["offset_cos"]} if rows_in else {}
+    return "\n".join([
+        "direction: margin = cos(pred, next) - cos(pred, last context vector); cos(t+k) = mean cos(pred, vector k "
+        "steps from the target in its chain), t = target (= mean cos), t-1 = last context vector",
+        "queries per offset: " + ", ".join(f"{k:+d}: {counts.get(k, 0)}" for k in offsets),
+        tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True),
+    ])
 
 
 def gate_verdict(results: dict[str, Any], metric: str, threshold: float, on: str, where: str = "results") -> dict[str, Any]:
@@ -163,10 +198,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
         p = p / "results.json"
     if not p.is_file():
         raise UsageError(f"{p}: results file not found")
-    try:
-        results = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{p}: malformed JSON ({exc})") from None
+    results = read_json(p, UsageError)
     if not isinstance(results, dict):
         raise UsageError(f"{p}: not an lvmbench results object")
     version = results.get("schema_version")

@@ -9,7 +9,6 @@ before it can produce a number.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lvmbench.errors import DataError
-from lvmbench.io import atomic_write_json, current_umask, sha256_file
+from lvmbench.io import atomic_write_json, current_umask, read_json, sha256_file
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
@@ -219,10 +218,7 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
         raise DataError(f"{path}: dataset directory not found")
     if not mpath.is_file():
         raise DataError(f"{mpath}: manifest not found (is this a chain store?)")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{mpath}: malformed JSON ({exc})") from None
+    manifest = read_json(mpath, DataError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{mpath}: not an lvmbench chain-store manifest")
     version = manifest.get("format_version", 0)

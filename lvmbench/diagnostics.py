@@ -1,0 +1,103 @@
+"""Direction diagnostics: does a prediction point forward, or back at its input?
+
+A next-vector predictor can score a respectable cosine to the target simply by
+echoing the last context vector, because adjacent vectors of a document are
+similar.  Two numbers tell the two apart:
+
+* **margin** = mean cos(ŷ, next) − cos(ŷ, last context vector).  Positive means
+  the prediction is closer to where the chain goes than to where it is.
+* **offset sweep**: mean cos(ŷ, x_{t+k}) for k = −3 … +3, where x_t is the
+  target, so k = −1 is the last context vector and k = 0 is the target (its
+  mean is the ``mean_cos`` of the scoring table).  Only offsets that stay
+  inside the query's chain are counted; each k reports its mean and count.
+  A forward-pointing predictor peaks at k = 0; an echo peaks at k = −1.
+
+Every predictor scored by the pipeline gets a row, plus two references that
+bracket the scale: ``oracle`` (ŷ = the target itself: the best margin the data
+allows, 1 − mean adjacent cosine) and ``copy_last`` (ŷ = the last context
+vector: margin = mean adjacent cosine − 1, the echo's value).
+
+All vectors are L2-normalised, so a cosine is a dot product.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+OFFSETS: tuple[int, ...] = (-3, -2, -1, 0, 1, 2, 3)
+"""The k of cos(ŷ, x_{t+k}); x_t is the target."""
+
+
+def _rowwise_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # the same einsum scoring.score_predictions uses, so k = 0 equals its mean_cos to the bit
+    return np.einsum("ij,ij->i", a, b)
+
+
+def direction(
+    pred: np.ndarray,
+    unit: np.ndarray,
+    target: np.ndarray,
+    chain_start: np.ndarray,
+    chain_end: np.ndarray,
+    offsets: tuple[int, ...] = OFFSETS,
+) -> dict[str, Any]:
+    """Margin and the offset sweep of one predictor.
+
+    ``pred`` is ``[n, D]`` (L2-normalised predictions), ``unit`` the ``[N, D]``
+    L2-normalised vectors, ``target`` the global row of each query's target and
+    ``chain_start``/``chain_end`` the first row and one past the last row of
+    its chain.  Rows ``target + k`` outside ``[chain_start, chain_end)`` are
+    skipped for that k.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target, dtype=np.int64)
+    n = len(target)
+    if pred.shape[0] != n:
+        raise ValueError(f"{pred.shape[0]} predictions for {n} targets")
+    cos_next = _rowwise_dot(pred, unit[target])
+    cos_last = _rowwise_dot(pred, unit[target - 1])  # a query always has >= 1 context vector
+    sweep = []
+    for k in offsets:
+        rows = target + k
+        inside = (rows >= chain_start) & (rows < chain_end)
+        count = int(inside.sum())
+        mean = float(_rowwise_dot(pred[inside], unit[rows[inside]]).mean()) if count else None
+        sweep.append({"k": int(k), "mean": mean, "n": count})
+    nan = float("nan")
+    return {
+        "cos_next": float(cos_next.mean()) if n else nan,
+        "cos_last": float(cos_last.mean()) if n else nan,
+        "margin": float((cos_next - cos_last).mean()) if n else nan,
+        "offset_cos": sweep,
+    }
+
+
+def references(
+    unit: np.ndarray, target: np.ndarray, chain_start: np.ndarray, chain_end: np.ndarray,
+    offsets: tuple[int, ...] = OFFSETS, copy_last: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """The ``oracle`` row (ŷ = target) and, unless ``copy_last`` is False (the
+    pipeline passes False when copy_last was already scored as a baseline), the
+    ``copy_last`` row (ŷ = last context vector)."""
+    target = np.asarray(target, dtype=np.int64)
+    out = {"oracle": {"kind": "reference", **direction(unit[target], unit, target, chain_start, chain_end, offsets)}}
+    if copy_last:
+        out["copy_last"] = {"kind": "reference",
+                            **direction(unit[target - 1], unit, target, chain_start, chain_end, offsets)}
+    return out
+
+
+def summary(rows: dict[str, dict[str, Any]], offsets: tuple[int, ...] = OFFSETS) -> dict[str, Any]:
+    """The ``diagnostics`` section of results.json."""
+    return {
+        "definition": "margin = mean cos(pred, next) - cos(pred, last context vector); "
+        "offset_cos[k] = mean cos(pred, x_{t+k}) over queries whose chain holds row t+k (x_t = target); "
+        "oracle: pred = target; copy_last: pred = last context vector",
+        "offsets": list(offsets),
+        "rows": rows,
+    }
+
+
+__all__ = ["OFFSETS", "direction", "references", "summary"]
