@@ -69,6 +69,14 @@ def gather_batch(
     return ctx, torch.from_numpy(lengths).to(unit.device), tgt
 
 
-def pair_coherence(unit: np.ndarray, samples: Samples) -> np.ndarray:
-    """cos(last context vector, target) per sample."""
-    return np.einsum("ij,ij->i", unit[samples.target - 1], unit[samples.target])
+def pair_coherence(unit: np.ndarray, samples: Samples, block: int = 16384) -> np.ndarray:
+    """cos(last context vector, target) per sample.
+
+    Blockwise: gathering both rows of every sample at once would hold two
+    more copies of the training vectors at the peak.
+    """
+    t = samples.target
+    out = np.empty(len(t), dtype=unit.dtype)  # what einsum returns for two arrays of this dtype
+    for s in range(0, len(t), block):
+        out[s : s + block] = np.einsum("ij,ij->i", unit[t[s : s + block] - 1], unit[t[s : s + block]])
+    return out

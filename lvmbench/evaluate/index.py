@@ -20,7 +20,7 @@ from lvmbench.io import sha256_arrays
 class Pool:
     split: str
     ids: np.ndarray  # int64 [P] global row ids, ascending
-    vectors: np.ndarray  # float32 [P, D] L2-normalised
+    vectors: np.ndarray  # float32 [P, D] L2-normalised (the caller's array itself when the pool is every row)
     index: faiss.Index
 
     @property
@@ -45,7 +45,11 @@ def build_pool(unit: np.ndarray, offsets: np.ndarray, chains: np.ndarray, split:
     """All vectors of ``chains`` (ascending row order) in an exact inner-product index."""
     ids = np.concatenate([np.arange(offsets[c], offsets[c + 1]) for c in chains]).astype(np.int64)
     ids.sort()
-    vectors = np.ascontiguousarray(unit[ids], dtype=np.float32)
+    if len(ids) == len(unit) and (len(ids) == 0 or (ids[0] == 0 and ids[-1] == len(unit) - 1)):
+        # every row, in order (--pool full): share the float32 array instead of copying it
+        vectors = np.ascontiguousarray(unit, dtype=np.float32)
+    else:
+        vectors = np.ascontiguousarray(unit[ids], dtype=np.float32)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     return Pool(split=split, ids=ids, vectors=vectors, index=index)

@@ -92,8 +92,14 @@ def torch_ranks(
     exclude: bool = True,
     block: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The training loop's ranks and each target's score gap to its nearest competitor."""
+    """The training loop's ranks and each target's score gap to its nearest competitor.
+
+    A block of queries holds about 14 bytes per (query, candidate) pair (scores,
+    gaps, masks), so ``block`` shrinks for pools above 65,536 candidates to keep
+    that near 1 GB: a 1M pool would otherwise need ~14 GB per block of 1,024.
+    """
     n, size = pred.shape[0], pool_vectors.shape[0]
+    block = max(1, min(block, (1 << 28) // max(size * 4, 1)))
     ranks = np.empty(n, dtype=np.int64)
     gaps = np.empty(n, dtype=np.float64)
     dev = pool_vectors.device

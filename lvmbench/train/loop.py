@@ -235,7 +235,9 @@ def train(
                 group_size = min(cfg.accum_steps, n_micro - group_start)
                 idx = order[i * cfg.micro_batch : (i + 1) * cfg.micro_batch]
                 ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
-                loss, _ = consultant_loss(predict(model, ctx, lengths), target, cfg)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+                    pred = predict(model, ctx, lengths)
+                loss, _ = consultant_loss(pred.float(), target, cfg)  # .float(): a no-op unless bf16_autocast
                 if not torch.isfinite(loss):
                     diverged = True
                     break
