@@ -22,7 +22,8 @@ def test_wilson_interval_known_values():
     assert lo == pytest.approx(0.4521, abs=1e-3)
     assert hi == pytest.approx(0.6441, abs=1e-3)
     assert metrics.wilson_interval(0, 10)[0] == 0.0
-    assert metrics.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert metrics.wilson_interval(10, 10)[1] == 1.0  # exactly: the interval must contain p = 1
+    assert metrics.wilson_interval(4, 4)[1] == 1.0
 
 
 def test_chance_rate_accounts_for_exclusion():
