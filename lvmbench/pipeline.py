@@ -21,6 +21,7 @@ import torch
 
 from lvmbench import diagnostics
 from lvmbench.config import Recipe
+from lvmbench.data.store import ChainStore
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.errors import CheckpointError, ConfigError, DataError, IntegrityError, UsageError
 from lvmbench.evaluate import metrics
@@ -126,12 +127,8 @@ def score_one(
     pred_t = predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
     pred = pred_t.cpu().numpy().astype(np.float32)
     q = queries if e.exclude_context else _without_exclusion(queries)
+    # score_predictions also fills metrics_with_context from the unfiltered ranks
     scored = score_predictions(name, pred, pool, q, prep.unit, e.ks, e.search_depth, e.bootstrap, recipe.seed)
-    # the included-context variant always comes from unfiltered ranks
-    scored.metrics_with_context = metrics.summarize(
-        scored.faiss.rank_with_context, queries.candidates(False, pool.size), e.ks, e.bootstrap, recipe.seed
-    )
-    scored.metrics_with_context.pop("ci")
     return scored, pred_t
 
 
@@ -284,19 +281,27 @@ def finish(
     return 0
 
 
+def _prepare_run(
+    names: list[str], recipe: Recipe, data: str | None, log: Log
+) -> tuple[ChainStore, Prepared, torch.device]:
+    """What every training run checks and loads before it writes anything."""
+    for name in names:
+        registry.get_entry(name)  # unknown model: refused before any work
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    prep = prepare(store, recipe)
+    for split in ("val", "test"):
+        check_ks(prep, recipe, split)
+    return store, prep, resolve_device(recipe.train.device)
+
+
 def run(
     recipe: Recipe, data: str | None, out: str | Path | None, overwrite: bool = False, log: Log = print
 ) -> tuple[Path, dict[str, Any]]:
     """Train ``recipe.model.name`` through the recipe and score it on the test split."""
     t_start = time.perf_counter()
     name = recipe.model.name
-    registry.get_entry(name)
-    configure_threads(recipe)
-    store = resolve_data(data, log)
-    prep = prepare(store, recipe)
-    for split in ("val", "test"):
-        check_ks(prep, recipe, split)
-    device = resolve_device(recipe.train.device)
+    store, prep, device = _prepare_run([name], recipe, data, log)
     run_dir = make_run_dir(out, name, overwrite)
     return start_run(recipe, prep, run_dir, device, log, t_start)
 
@@ -428,14 +433,7 @@ def run_many(
     from lvmbench import compare as cmp
     from lvmbench import plots
 
-    for name in models:
-        registry.get_entry(name)
-    configure_threads(recipe)
-    store = resolve_data(data, log)
-    prep = prepare(store, recipe)
-    for split in ("val", "test"):
-        check_ks(prep, recipe, split)
-    device = resolve_device(recipe.train.device)
+    store, prep, device = _prepare_run(models, recipe, data, log)
     parent = series_dir(out, "multi", overwrite)
     points = []
     for name in models:
