@@ -241,11 +241,11 @@ class _Timers:
         return wrapped
 
 
-def train_case(model_name: str, store: ChainStore, n_samples: int, repeats: int) -> dict[str, Any]:
+def _trainer_setup(store, model_name: str, n_samples: int):
+    """A one-epoch recipe on the first ``n_samples`` training samples, and the model's initial weights."""
     recipe = Recipe()
     recipe.model.name = model_name
     recipe.train.max_epochs = 1
-    cfg = recipe.train
     prep = prepare(store, recipe)
     unit_t = torch.from_numpy(prep.unit)
     val_pool = pool_for(prep, recipe, "val")
@@ -254,7 +254,13 @@ def train_case(model_name: str, store: ChainStore, n_samples: int, repeats: int)
     data = TrainData(unit_t, sub, prep.samples["val"], val_queries, torch.from_numpy(val_pool.vectors))
     torch.manual_seed(recipe.seed)
     model = build_model(model_name, prep, recipe)
-    init = copy.deepcopy(model.state_dict())
+    return recipe, prep, data, model, copy.deepcopy(model.state_dict())
+
+
+def train_case(model_name: str, store: ChainStore, n_samples: int, repeats: int) -> dict[str, Any]:
+    recipe, prep, data, model, init = _trainer_setup(store, model_name, n_samples)
+    unit_t, sub = data.unit, data.train
+    cfg = recipe.train
 
     n = len(sub)
     n_micro = math.ceil(n / cfg.micro_batch)
@@ -503,18 +509,8 @@ def precision_case(model_name: str, rounds: int, threads: int) -> dict[str, Any]
 
 def trainer_bf16_case(model_name: str, store: ChainStore, n_samples: int, repeats: int) -> dict[str, Any]:
     """The recipe trainer itself with ``train.bf16_autocast`` off and on (real, varying batch shapes)."""
-    recipe = Recipe()
-    recipe.model.name = model_name
-    recipe.train.max_epochs = 1
-    prep = prepare(store, recipe)
-    unit_t = torch.from_numpy(prep.unit)
-    val_pool = pool_for(prep, recipe, "val")
-    val_queries = make_queries(prep.samples["val"], val_pool, recipe.data.context_len)
-    sub = prep.samples["train"].subset(np.arange(min(n_samples, len(prep.samples["train"]))))
-    data = TrainData(unit_t, sub, prep.samples["val"], val_queries, torch.from_numpy(val_pool.vectors))
-    torch.manual_seed(recipe.seed)
-    model = build_model(model_name, prep, recipe)
-    init = copy.deepcopy(model.state_dict())
+    recipe, prep, data, model, init = _trainer_setup(store, model_name, n_samples)
+    sub = data.train
     run_dir = Path(tempfile.mkdtemp(prefix="lvmbench-target-bf16-"))
     times: dict[bool, list[float]] = {False: [], True: []}
     losses: dict[bool, float] = {}
