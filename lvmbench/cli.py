@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from lvmbench import __version__
-from lvmbench.errors import LvmbenchError, UsageError
+from lvmbench.errors import LvmbenchError, UsageError, error_line
 
 EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input, 3 integrity failure
 (leakage or train/index Hit@K disagreement), 130 interrupted."""
@@ -72,7 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from lvmbench.sweep import check_overrides, parse_contexts, sweep
+    from lvmbench.train.distributed import refuse_series
 
+    refuse_series("sweep")
     contexts = parse_contexts(args.context)
     check_overrides(args.overrides)
     recipe = _recipe(args)
@@ -90,7 +92,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides.append("eval.exclude_context=false")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    run_dir, _ = evaluate_checkpoint(args.checkpoint, args.data, overrides, args.out, args.split, args.overwrite, log=_log)
+    run_dir, _ = evaluate_checkpoint(args.checkpoint, args.data, overrides, args.out, args.split, args.overwrite, log=_log,
+                                     bank=args.bank, shard_size=args.shard_size, ann=args.ann)
     if args.trec:
         from lvmbench.trec import export_run
 
@@ -183,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         "best checkpoint and every baseline on the held-out test split against a FAISS IndexFlatIP pool. "
         "Writes best_val_hit5.pt, last.pt, training_history.json, results.json, predictions.npz, report.md, "
         "split.json, data_report.json, recipe.json and curves.png (with matplotlib) into the run directory. Every file is written to a temporary "
-        "file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume command and exits 130.",
+        "file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume command and exits 130. "
+        "Launched as `torchrun --standalone --nproc-per-node N -m lvmbench run --model M ...` it trains one model "
+        "with DistributedDataParallel on N processes (gloo on CPU, nccl on CUDA) with the recipe's effective batch "
+        "(train.accum_steps, the global micro-batches per step, must be a multiple of N); rank 0 writes and scores.",
         epilog=EPILOG,
     )
     r.add_argument("--model", help="model or baseline name (see `lvmbench models`); default memory_gru. "
@@ -211,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--pool", choices=["split", "full"], help="candidate pool (default: the recipe's, 'split')")
     e.add_argument("--include-context", action="store_true", help="leave the query's context vectors in the pool")
+    e.add_argument("--bank", metavar="PATH",
+                   help="add an external bank of candidate vectors to the pool: an .npy file of [N, D] float16/float32 "
+                   "vectors (or a chain-store directory), memory-mapped and checked block by block; a float32 bank "
+                   "of unit vectors is searched in place, any other is normalised into memory block by block")
+    e.add_argument("--shard-size", type=int, default=0, metavar="N",
+                   help="search the pool in shards of at most N vectors, merging their top-k lists "
+                   "(the same ranks as one flat index; default 0 = the dataset part and the bank one shard each)")
+    e.add_argument("--ann", choices=["ivfpq"],
+                   help="also build a compressed FAISS IVF-PQ index over the pool and report its recall@10 against "
+                   "exact search and its Hit@K under results.json 'ann' (the headline stays exact)")
     e.add_argument("--out", help="output directory (default <run dir>/eval-<split>)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -323,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LvmbenchError as exc:
-        print(f"lvmbench: error: {exc}", file=sys.stderr)
+        if not exc.reported:
+            print(error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lvmbench: interrupted", file=sys.stderr)

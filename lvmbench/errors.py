@@ -7,6 +7,13 @@ means a run produced a number lvmbench cannot vouch for (exit 3).
 
 class LvmbenchError(Exception):
     exit_code = 2
+    reported = False
+    """True once the error line was printed (every rank of a torchrun launch prints it before any exits)."""
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line the command prints for an error."""
+    return f"lvmbench: error: {exc}"
 
 
 class UsageError(LvmbenchError):

@@ -25,13 +25,14 @@ from lvmbench.data.store import ChainStore
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.errors import CheckpointError, ConfigError, DataError, IntegrityError, UsageError
 from lvmbench.evaluate import metrics
-from lvmbench.evaluate.index import Pool, build_pool
+from lvmbench.evaluate.index import Bank, Pool, build_pool, load_bank, shard_rows
 from lvmbench.evaluate.scoring import (
     Queries, Scored, check_consistency, make_queries, predict_all, score_predictions, torch_ranks,
 )
 from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json, sha256_file
 from lvmbench.models import registry
 from lvmbench.report import SCHEMA_VERSION, env_info, gate_line, gate_verdict, render_table, utc_now
+from lvmbench.train import distributed
 from lvmbench.train.checkpoint import load_checkpoint
 from lvmbench.train.loop import (
     BEST, LAST, Interrupted, TrainData, resolve_device, resume_command, seed_everything, train,
@@ -59,19 +60,19 @@ def make_run_dir(out: str | Path | None, model_name: str, overwrite: bool) -> Pa
     return out
 
 
-def pool_for(prep: Prepared, recipe: Recipe, split: str) -> Pool:
-    """The contract's pool: the scored split's chains, or every chain with pool='full'."""
+def pool_for(prep: Prepared, recipe: Recipe, split: str, bank: Bank | None = None, shard_size: int = 0) -> Pool:
+    """The contract's pool: the scored split's chains, or every chain with pool='full'; plus a bank's vectors."""
     if recipe.eval.pool == "full":
         chains = np.arange(prep.store.n_chains)
-        return build_pool(prep.unit, prep.store.offsets, chains, "full")
-    return build_pool(prep.unit, prep.store.offsets, prep.split.chains[split], split)
+        return build_pool(prep.unit, prep.store.offsets, chains, "full", bank, shard_size)
+    return build_pool(prep.unit, prep.store.offsets, prep.split.chains[split], split, bank, shard_size)
 
 
-def check_ks(prep: Prepared, recipe: Recipe, split: str) -> None:
+def check_ks(prep: Prepared, recipe: Recipe, split: str, extra: int = 0) -> None:
     """Refuse a K larger than the pool before anything is trained or written (Hit@K would be trivially 1)."""
     lengths = np.diff(prep.store.offsets)
     chains = np.arange(prep.store.n_chains) if recipe.eval.pool == "full" else prep.split.chains[split]
-    size = int(lengths[chains].sum())
+    size = int(lengths[chains].sum()) + extra
     too_big = [k for k in recipe.eval.ks if k > size]
     if too_big:
         raise ConfigError(
@@ -136,7 +137,11 @@ def consistency(
     pred_t: torch.Tensor, pool: Pool, queries: Queries, scored: Scored, recipe: Recipe, device: torch.device
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The training loop's ranks (torch) against what FAISS returned, query by query."""
-    pool_t = torch.from_numpy(pool.vectors).to(device)
+    import warnings
+
+    with warnings.catch_warnings():  # a memory-mapped bank is read-only; torch only reads it
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        pool_t = [(start, torch.from_numpy(shard).to(device)) for start, shard in pool.blocks()]
     t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=recipe.eval.exclude_context)
     report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
     report["rank_equal"] = int((t_rank == (scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context)).sum())
@@ -151,11 +156,20 @@ def score_model(
     device: torch.device,
     split: str = "test",
     log: Log = print,
+    bank: Bank | None = None,
+    shard_size: int = 0,
+    ann: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Score a model and every baseline on ``split``; return results and per-query arrays."""
+    """Score a model and every baseline on ``split``; return results and per-query arrays.
+
+    ``bank`` adds an external bank's vectors to the pool as extra candidates;
+    ``shard_size`` searches the pool in shards (same ranks as one flat index);
+    ``ann`` ('ivfpq') also reports a compressed index's recall against the
+    exact search, which stays the headline.
+    """
     t0 = time.perf_counter()
     unit_t = torch.from_numpy(prep.unit).to(device)
-    pool = pool_for(prep, recipe, split)
+    pool = pool_for(prep, recipe, split, bank, shard_size)
     queries = make_queries(prep.samples[split], pool, exclusion_len(recipe))
     samples = queries.samples
     chain_end = prep.store.offsets[samples.chain + 1]
@@ -164,7 +178,9 @@ def score_model(
         return diagnostics.direction(pred, prep.unit, samples.target, samples.start, chain_end)
 
     log(f"scoring {model_name} and {len(recipe.eval.baselines)} baselines on {len(queries)} {split} queries "
-        f"against a pool of {pool.size} ({recipe.eval.pool})")
+        f"against a pool of {pool.size:,} ({recipe.eval.pool}"
+        + (f" + bank of {bank.size:,}" if bank is not None else "")
+        + (f"; {len(pool.shards)} shards" if len(pool.shards) > 1 else "") + ")")
     main, pred_t = score_one(model_name, model, prep, recipe, unit_t, pool, queries)
     cons, t_rank, t_gap = consistency(pred_t, pool, queries, main, recipe, device)
     entry = registry.REGISTRY.get(model_name)
@@ -202,6 +218,9 @@ def score_model(
             "sha256": pool.sha256(),
             "target_in_pool": True,
             "search_depth": main.faiss.depth,
+            "shards": len(pool.shards),
+            "shard_size": shard_rows(shard_size),
+            "bank": bank.info() if bank is not None else None,
             "ties": "rank = 1 + #(score > target score); equal scores never count against the target",
             "duplicates": "exact-duplicate vectors stay in the pool as separate candidates",
         },
@@ -226,6 +245,11 @@ def score_model(
             "intervals_separate": bool(m_lo > b_hi or m_hi < b_lo),
             "direction": "better" if m_lo > b_hi else "worse" if m_hi < b_lo else "overlapping",
         }
+    if ann is not None:
+        from lvmbench.evaluate.ann import ann_report
+
+        q = queries if recipe.eval.exclude_context else _without_exclusion(queries)
+        results["ann"] = ann_report(ann, pool, q, main.pred, main.faiss, recipe.eval.ks, recipe.seed, log)
     results["timings"] = {"score_s": time.perf_counter() - t0}
     return results, arrays
 
@@ -292,17 +316,32 @@ def _prepare_run(
     prep = prepare(store, recipe)
     for split in ("val", "test"):
         check_ks(prep, recipe, split)
-    return store, prep, resolve_device(recipe.train.device)
+    # under torchrun: joins the process group (every rank got here with the same data) and
+    # picks this rank's device; otherwise just --device
+    return store, prep, distributed.init_from_env(recipe.train.device)[1]
 
 
 def run(
     recipe: Recipe, data: str | None, out: str | Path | None, overwrite: bool = False, log: Log = print
 ) -> tuple[Path, dict[str, Any]]:
-    """Train ``recipe.model.name`` through the recipe and score it on the test split."""
+    """Train ``recipe.model.name`` through the recipe and score it on the test split.
+
+    Under torchrun (WORLD_SIZE > 1) every rank trains its share with
+    DistributedDataParallel; rank 0 alone creates the run directory, logs,
+    writes and scores, and the other ranks return ``(run_dir, {})`` once
+    training is done (:mod:`lvmbench.train.distributed`).
+    """
     t_start = time.perf_counter()
     name = recipe.model.name
+    dist = distributed.from_env()
+    if dist.enabled:  # checks every rank makes alike, before any rank waits for another
+        if registry.get_entry(name).kind != "model":
+            raise UsageError(f"'{name}' is a baseline: nothing is trained, so there is nothing to distribute; "
+                             "run it without torchrun")
+        distributed.accum_per_rank(recipe.train.accum_steps, dist.world_size)
+        log = distributed.rank_log(log, dist)
     store, prep, device = _prepare_run([name], recipe, data, log)
-    run_dir = make_run_dir(out, name, overwrite)
+    run_dir = distributed.on_main(lambda: make_run_dir(out, name, overwrite))
     return start_run(recipe, prep, run_dir, device, log, t_start)
 
 
@@ -311,9 +350,10 @@ def start_run(
 ) -> tuple[Path, dict[str, Any]]:
     """Write the run's recipe, split and data report into ``run_dir``, then train and score."""
     t_start = time.perf_counter() if t_start is None else t_start
-    atomic_write_json(run_dir / "recipe.json", recipe.to_dict())
-    atomic_write_json(run_dir / "split.json", prep.report["split"])
-    atomic_write_json(run_dir / "data_report.json", {k: v for k, v in prep.report.items() if k != "split"})
+    if distributed.current().is_main:
+        atomic_write_json(run_dir / "recipe.json", recipe.to_dict())
+        atomic_write_json(run_dir / "split.json", prep.report["split"])
+        atomic_write_json(run_dir / "data_report.json", {k: v for k, v in prep.report.items() if k != "split"})
     return _train_and_score(recipe, prep, run_dir, device, log, t_start)
 
 
@@ -388,6 +428,7 @@ def run_series(
 
     from lvmbench.errors import LvmbenchError
 
+    distributed.refuse_series("several runs in one launch")
     outcomes: list[Outcome] = []
     for i, (label, recipe, run_dir) in enumerate(points, 1):
         log(f"=== [{i}/{len(points)}] {label} -> {run_dir}")
@@ -433,6 +474,7 @@ def run_many(
     from lvmbench import compare as cmp
     from lvmbench import plots
 
+    distributed.refuse_series("run --model with several models")
     store, prep, device = _prepare_run(models, recipe, data, log)
     parent = series_dir(out, "multi", overwrite)
     points = []
@@ -483,6 +525,8 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -
     """
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
+    dist = distributed.from_env()
+    log = distributed.rank_log(log, dist)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: run directory not found")
     if (run_dir / "results.json").is_file():
@@ -495,6 +539,10 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -
     name = recipe.model.name
     if registry.get_entry(name).kind != "model":
         raise UsageError(f"{run_dir}: '{name}' is a baseline; nothing was trained, so there is nothing to resume")
+    # every rank reads the same run directory (on several machines it must be shared) and checks alike;
+    # the data order depends on (seed, epoch) only, so any world size dividing accum_steps resumes exactly
+    distributed.accum_per_rank(recipe.train.accum_steps, dist.world_size,
+                               hint=f"resume with a number of processes that divides {recipe.train.accum_steps}")
     lpath = run_dir / LAST
     ckpt = load_checkpoint(lpath)
     # compared through recipe_from_dict so a checkpoint written before a recipe field existed
@@ -515,7 +563,7 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print) -
     prep = prepare(store, recipe)
     if ckpt.get("split_sha256") != prep.report["split"]["sha256"]:
         raise DataError(f"{store.path}: the split differs from the one recorded in {lpath}; cannot resume")
-    device = resolve_device(recipe.train.device)
+    device = distributed.init_from_env(recipe.train.device)[1]
     log(f"resuming {run_dir} from {lpath} (epoch {ckpt.get('epoch')})")
     return _train_and_score(recipe, prep, run_dir, device, log, t_start, resume=ckpt)
 
@@ -549,7 +597,17 @@ def _train_and_score(
             t0 = time.perf_counter()
             extra = {"dataset_sha256": store.sha256, "dataset_path": str(store.path),
                      "split_sha256": prep.report["split"]["sha256"], "model_config": dict(vars(recipe.model))}
-            history = train(model, tdata, recipe, run_dir, name, extra_ckpt=extra, log=log, resume=resume)
+            dist = distributed.current()
+            try:
+                history = train(model, tdata, recipe, run_dir, name, extra_ckpt=extra, log=log, resume=resume, dist=dist)
+            except BaseException:
+                if dist.enabled:
+                    distributed.shutdown(barrier=False)
+                raise
+            if dist.enabled:  # no collective after training: rank 0 scores alone, the others are done
+                distributed.shutdown()
+            if not dist.is_main:
+                return run_dir, {}
             t_train = time.perf_counter() - t0
             ckpt = load_checkpoint(run_dir / BEST)
             model.load_state_dict(ckpt["state_dict"])
@@ -615,8 +673,13 @@ def assemble(
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
     split: str, overwrite: bool, log: Log = print,
+    bank: str | Path | None = None, shard_size: int = 0, ann: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt)."""
+    """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt).
+
+    ``bank``: an ``.npy`` of extra candidate vectors (or a chain store), added
+    to the pool; see :func:`score_model` for ``shard_size`` and ``ann``.
+    """
     from lvmbench.config import apply_overrides
 
     t0 = time.perf_counter()
@@ -635,8 +698,11 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} has dim {store.dim}")
     if ckpt.get("dataset_sha256") and ckpt["dataset_sha256"] != store.sha256:
         log(f"warning: {store.path} is not the dataset this checkpoint was trained on (sha256 differs)")
+    if shard_size < 0:
+        raise UsageError(f"--shard-size {shard_size}: must be >= 0 (0 = no sharding)")
+    bank_ = load_bank(bank, store.dim, log) if bank is not None else None
     prep = prepare(store, recipe)
-    check_ks(prep, recipe, split)
+    check_ks(prep, recipe, split, bank_.size if bank_ else 0)
     device = resolve_device(recipe.train.device)
     model = build_model(ckpt["model"], prep, recipe)
     try:
@@ -645,7 +711,7 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{path}: weights do not fit model '{ckpt['model']}' ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     model.to(device)
     run_dir = make_run_dir(out if out else path.parent / f"eval-{split}", ckpt["model"], overwrite)
-    results, arrays = score_model(ckpt["model"], model, prep, recipe, device, split, log)
+    results, arrays = score_model(ckpt["model"], model, prep, recipe, device, split, log, bank_, shard_size, ann)
     results = assemble(results, ckpt["model"], model, prep, recipe, None, None, device)
     results["model"]["checkpoint"] = str(path)
     results["model"]["checkpoint_sha256"] = sha256_file(path)

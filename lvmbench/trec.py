@@ -156,6 +156,9 @@ def export_run(
 
     run_dir = Path(run_dir)
     results = load_results(run_dir)
+    if (results.get("pool") or {}).get("bank"):
+        raise UsageError(f"{run_dir}: scored against an external bank (--bank); TREC export covers dataset pools only "
+                         "(docids are dataset rows): export the eval without --bank")
     npz = run_dir / "predictions.npz"
     if not npz.is_file():
         raise UsageError(f"{npz}: not found; TREC export needs the run's per-query predictions")

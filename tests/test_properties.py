@@ -107,18 +107,26 @@ def test_ranks_invariant_to_pool_order_and_positive_query_scaling(data, seed, po
     # the same candidates in another order (nothing excluded: exclusion is a contiguous range by design)
     perm = np.random.default_rng(seed).permutation(pool.size)
     inv = np.argsort(perm)
-    import faiss
-
-    index = faiss.IndexFlatIP(pool.vectors.shape[1])
     shuffled_vectors = np.ascontiguousarray(pool.vectors[perm])
-    index.add(shuffled_vectors)
-    shuffled = Pool("test", pool.ids[perm], shuffled_vectors, index)
+    shuffled = Pool("test", pool.ids[perm], [shuffled_vectors])
     none = np.zeros(len(queries), dtype=np.int64)
     q_shuffled = Queries(queries.samples, inv[queries.target_pos], none, none, queries.context_rows)
     fr = faiss_ranks(shuffled, q_shuffled, pred, depth=1000)
     assert np.array_equal(fr.rank, base.rank_with_context)
     t_shuffled, _ = torch_ranks(torch.from_numpy(pred), torch.from_numpy(shuffled_vectors), q_shuffled)
     assert np.array_equal(t_shuffled, base.rank_with_context)
+    # ...and cut into shards at arbitrary points: still the same ranks, through the merged top-k, the
+    # shard-by-shard exact fallback (a shallow depth forces it) and the sharded torch ranks
+    cuts = np.unique(np.random.default_rng(seed + 1).integers(1, max(pool.size, 2), size=3))
+    cuts = cuts[cuts < pool.size]
+    pieces = np.split(shuffled_vectors, cuts)
+    sharded = Pool("test", pool.ids[perm], pieces)
+    for depth in (1000, 1):
+        flat_r, shard_r = faiss_ranks(shuffled, q_shuffled, pred, depth=depth), faiss_ranks(sharded, q_shuffled, pred, depth=depth)
+        assert np.array_equal(shard_r.rank, flat_r.rank) and np.array_equal(shard_r.ties, flat_r.ties)
+        assert np.array_equal(shard_r.rank, base.rank_with_context)
+    t_sharded, _ = torch_ranks(torch.from_numpy(pred), [(int(s), torch.from_numpy(v)) for s, v in sharded.blocks()], q_shuffled)
+    assert np.array_equal(t_sharded, base.rank_with_context)
 
 
 @SETTINGS

@@ -1,31 +1,94 @@
-"""The candidate pool and its FAISS index.
+"""The candidate pool and exact search over it.
 
 The pool is fixed by contract (DESIGN.md): every vector of the scored split's
-chains (or of every chain with ``--pool full``), each once, L2-normalised, in
-an exact ``IndexFlatIP``.  Its size and hash are recorded with every score,
-so "longer context helps" can never again be a shrinking pool.
+chains (or of every chain with ``--pool full``), each once, L2-normalised,
+plus, for ``lvmbench eval --bank``, every vector of an external bank.  Its
+size and hash are recorded with every score, so "longer context helps" can
+never again be a shrinking pool.
+
+Search is FAISS's exact inner-product kernel (``faiss.knn``, the routine behind
+``IndexFlatIP.search``) run directly on the pool's arrays, so the vectors are
+held once: an ``IndexFlatIP`` would keep a second copy (the 1M x 768 memory
+target).  A pool is a list of shards searched one after another with their
+top-k lists merged (``faiss.merge_knn_results``), which gives exactly the
+single-index result: a candidate's score does not depend on which shard holds
+it.  The kernel is pinned to FAISS's BLAS path; FAISS otherwise picks it by
+batch size (queries x dim), so a query's score could change in the last bit
+with the number of queries searched alongside it, and small batches at 384-d
+ran on a per-query kernel at 13-56 % of the machine's matmul rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
 
 import faiss
 import numpy as np
 
-from lvmbench.io import sha256_arrays
+from lvmbench.errors import DataError, UsageError
+
+BANK_BLOCK = 65_536
+"""Rows per block when a bank is validated, normalised and copied in."""
+
+
+@dataclass
+class Bank:
+    """An external set of extra candidates (``lvmbench eval --bank``)."""
+
+    path: Path
+    vectors: np.ndarray  # float32 [M, D] L2-normalised: the memory-mapped file itself when it already was
+    sha256: str  # of the file
+    mapped: bool  # True: searched straight from the memory-mapped file, no copy in RAM
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def info(self) -> dict:
+        return {"path": str(self.path), "sha256": self.sha256, "size": self.size,
+                "dim": int(self.vectors.shape[1]), "memory_mapped": self.mapped}
 
 
 @dataclass
 class Pool:
     split: str
-    ids: np.ndarray  # int64 [P] global row ids, ascending
-    vectors: np.ndarray  # float32 [P, D] L2-normalised (the caller's array itself when the pool is every row)
-    index: faiss.Index
+    ids: np.ndarray  # int64 [P] global row ids, ascending; bank row j has id n_vectors + j
+    shards: list[np.ndarray]  # float32 [P_s, D] L2-normalised; their concatenation is the pool
+    bank: Bank | None = None
+    starts: np.ndarray = field(init=False)  # pool position of each shard's first vector
+
+    def __post_init__(self) -> None:
+        sizes = [len(s) for s in self.shards]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        if int(self.starts[-1]) != len(self.ids):
+            raise AssertionError(f"shards hold {self.starts[-1]} vectors for {len(self.ids)} ids")
 
     @property
     def size(self) -> int:
         return int(len(self.ids))
+
+    @property
+    def dim(self) -> int:
+        return int(self.shards[0].shape[1])
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The pool as one array; only for a single-shard pool (the default)."""
+        if len(self.shards) != 1:
+            raise AssertionError("a sharded pool has no single array; iterate over pool.blocks()")
+        return self.shards[0]
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first pool position, shard array)`` for each shard."""
+        for start, shard in zip(self.starts[:-1], self.shards):
+            yield int(start), shard
+
+    def shard_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.starts, positions, side="right") - 1
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
         """Pool positions of global rows; raises if any row is not in the pool."""
@@ -38,11 +101,52 @@ class Pool:
         return pos
 
     def sha256(self) -> str:
-        return sha256_arrays(self.ids, self.vectors)
+        """Hash of ids and vectors; the same for any sharding of the same pool."""
+        h = hashlib.sha256()
+        ids = np.ascontiguousarray(self.ids)
+        h.update(f"{ids.dtype.str}{ids.shape}".encode())
+        h.update(memoryview(ids).cast("B"))
+        h.update(f"{np.dtype(np.float32).str}{(self.size, self.dim)}".encode())
+        for _, shard in self.blocks():
+            for s in range(0, len(shard), BANK_BLOCK):
+                h.update(memoryview(np.ascontiguousarray(shard[s : s + BANK_BLOCK])).cast("B"))
+        return h.hexdigest()
 
 
-def build_pool(unit: np.ndarray, offsets: np.ndarray, chains: np.ndarray, split: str) -> Pool:
-    """All vectors of ``chains`` (ascending row order) in an exact inner-product index."""
+def shard_rows(shard_size: int) -> int:
+    """``shard_size`` rounded up to a whole number of FAISS's database blocks (0 stays 0).
+
+    FAISS's BLAS kernel scores the database in blocks of
+    ``distance_compute_blas_database_bs`` (1,024) rows, and a row's score can
+    differ in the last bit with its place in a block; shards cut on block
+    boundaries score every pair exactly as one flat pool does.
+    """
+    if shard_size <= 0:
+        return 0
+    bs = int(faiss.cvar.distance_compute_blas_database_bs)
+    return -(-shard_size // bs) * bs
+
+
+def _split(vectors: np.ndarray, shard_size: int) -> list[np.ndarray]:
+    """Views of ``vectors`` in pieces of at most ``shard_size`` rows (0: one piece)."""
+    shard_size = shard_rows(shard_size)
+    if shard_size <= 0 or len(vectors) <= shard_size:
+        return [vectors]
+    return [vectors[s : s + shard_size] for s in range(0, len(vectors), shard_size)]
+
+
+def build_pool(
+    unit: np.ndarray, offsets: np.ndarray, chains: np.ndarray, split: str,
+    bank: Bank | None = None, shard_size: int = 0,
+) -> Pool:
+    """All vectors of ``chains`` (ascending row order), then the bank's, as searchable shards.
+
+    ``shard_size`` > 0 cuts the dataset part and the bank into shards of at
+    most that many vectors, rounded up to whole FAISS blocks (:func:`shard_rows`;
+    views, no copies); 0 keeps each part whole.  The bank always starts a
+    shard of its own, so sharded and unsharded searches score every
+    (query, candidate) pair bit for bit alike.
+    """
     ids = np.concatenate([np.arange(offsets[c], offsets[c + 1]) for c in chains]).astype(np.int64)
     ids.sort()
     if len(ids) == len(unit) and (len(ids) == 0 or (ids[0] == 0 and ids[-1] == len(unit) - 1)):
@@ -50,11 +154,97 @@ def build_pool(unit: np.ndarray, offsets: np.ndarray, chains: np.ndarray, split:
         vectors = np.ascontiguousarray(unit, dtype=np.float32)
     else:
         vectors = np.ascontiguousarray(unit[ids], dtype=np.float32)
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    return Pool(split=split, ids=ids, vectors=vectors, index=index)
+    shards = _split(vectors, shard_size)
+    if bank is not None:
+        if bank.vectors.shape[1] != vectors.shape[1]:
+            raise UsageError(f"{bank.path}: bank vectors have dim {bank.vectors.shape[1]}, the dataset {vectors.shape[1]}")
+        ids = np.concatenate([ids, len(unit) + np.arange(bank.size, dtype=np.int64)])
+        shards += _split(bank.vectors, shard_size)
+    return Pool(split=split, ids=ids, shards=shards, bank=bank)
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS top-k: ``(scores [n, k], pool positions [n, k])``, best first."""
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+def load_bank(path: str | Path, dim: int | None = None, log=print) -> Bank:
+    """Open a bank: an ``.npy`` file of ``[M, D]`` float16/float32 vectors, or a chain store's directory.
+
+    The file is memory-mapped and checked block by block (finite, non-zero
+    rows).  A float32 bank already L2-normalised is searched in place; any
+    other is normalised block by block into one float32 array, so no step
+    holds more than the bank once plus a block.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "vectors.npy"
+    if not p.is_file():
+        raise UsageError(f"{path}: bank not found (an .npy file of [N, D] vectors, or a chain-store directory)")
+    try:
+        raw = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if raw.ndim != 2 or raw.shape[0] == 0 or raw.dtype not in (np.float16, np.float32):
+        raise DataError(f"{p}: a bank must be a non-empty [N, D] float16/float32 array, got {raw.dtype} {raw.shape}")
+    if dim is not None and raw.shape[1] != dim:
+        raise DataError(f"{p}: bank vectors have dim {raw.shape[1]} but the dataset and model use {dim}")
+    n = raw.shape[0]
+    normalised = raw.dtype == np.float32
+    h = hashlib.sha256()
+    for s in range(0, n, BANK_BLOCK):
+        block = np.asarray(raw[s : s + BANK_BLOCK], dtype=np.float32)
+        h.update(memoryview(np.ascontiguousarray(raw[s : s + BANK_BLOCK])).cast("B"))
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            raise DataError(f"{p}: row {s + int(np.argmax(bad))} has NaN or Inf")
+        norms = np.linalg.norm(block, axis=1)
+        if (norms == 0).any():
+            raise DataError(f"{p}: row {s + int(np.argmax(norms == 0))} is all zeros (no direction to score)")
+        normalised = normalised and bool(np.all(np.abs(norms - 1.0) <= 1e-5))
+    if normalised:
+        vectors: np.ndarray = raw
+    else:
+        log(f"bank {p}: {n:,} vectors are not float32 unit vectors; normalising into memory "
+            f"({n * raw.shape[1] * 4 / 1e9:.2f} GB)")
+        vectors = np.empty(raw.shape, dtype=np.float32)
+        for s in range(0, n, BANK_BLOCK):
+            block = np.asarray(raw[s : s + BANK_BLOCK], dtype=np.float32)
+            vectors[s : s + BANK_BLOCK] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return Bank(path=p, vectors=vectors, sha256=h.hexdigest(), mapped=normalised)
+
+
+@contextlib.contextmanager
+def blas_kernel() -> Iterator[None]:
+    """Pin FAISS's exact search to its BLAS kernel for the duration (see the module docstring)."""
+    before = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 1
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = before
+
+
+def _knn(queries: np.ndarray, shard: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS exact inner-product top-k of one shard, padded to ``k`` columns (-inf, -1)."""
+    kk = min(k, len(shard))
+    with blas_kernel():
+        scores, ids = faiss.knn(queries, shard, kk, metric=faiss.METRIC_INNER_PRODUCT)
+    if kk < k:
+        scores = np.pad(scores, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+    return scores, ids
+
+
+def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k over the whole pool: ``(scores [n, k], pool positions [n, k])``, best first.
+
+    Shards are the outer loop, so a memory-mapped bank is read once however
+    many queries there are; each shard's top-k is merged into the running one.
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = best_i = None
+    for start, shard in pool.blocks():
+        scores, ids = _knn(q, shard, k)
+        ids = np.where(ids >= 0, ids + start, -1)
+        if best_s is None:
+            best_s, best_i = scores, ids
+        else:
+            best_s, best_i = faiss.merge_knn_results(np.stack([best_s, scores]), np.stack([best_i, ids]), keep_max=True)
+    assert best_s is not None and best_i is not None
+    return best_s, best_i

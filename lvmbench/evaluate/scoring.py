@@ -16,7 +16,7 @@ them is a range test, never a gather.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -84,10 +84,13 @@ def _range_mask(lo: torch.Tensor, hi: torch.Tensor, size: int) -> torch.Tensor:
     return (pos[None, :] >= lo[:, None]) & (pos[None, :] < hi[:, None])
 
 
+PoolTensors = torch.Tensor | list[tuple[int, torch.Tensor]]
+
+
 @torch.no_grad()
 def torch_ranks(
     pred: torch.Tensor,
-    pool_vectors: torch.Tensor,
+    pool_vectors: PoolTensors,
     queries: Queries,
     exclude: bool = True,
     block: int = 1024,
@@ -97,7 +100,13 @@ def torch_ranks(
     A block of queries holds about 14 bytes per (query, candidate) pair (scores,
     gaps, masks), so ``block`` shrinks for pools above 65,536 candidates to keep
     that near 1 GB: a 1M pool would otherwise need ~14 GB per block of 1,024.
+    ``pool_vectors`` is one tensor, or ``(first position, tensor)`` shards of a
+    sharded pool (see :func:`_sharded_torch_ranks`).
     """
+    if isinstance(pool_vectors, list):
+        if len(pool_vectors) > 1:
+            return _sharded_torch_ranks(pred, pool_vectors, queries, exclude, block)
+        pool_vectors = pool_vectors[0][1]
     n, size = pred.shape[0], pool_vectors.shape[0]
     block = max(1, min(block, (1 << 28) // max(size * 4, 1)))
     ranks = np.empty(n, dtype=np.int64)
@@ -121,6 +130,67 @@ def torch_ranks(
     return ranks, gaps
 
 
+def _target_scores(product: Callable[[int], Any], target_pos: np.ndarray, starts: np.ndarray) -> tuple[Any, Any]:
+    """Each target's score from the very product that ranks it against its own shard.
+
+    ``product(j)`` is the query block's scores against shard ``j``.  Computing
+    the target's score separately (a dot product) could differ in the last bit
+    and let the target outrank itself; the same call on the same operands
+    gives the same bits.  Returns the scores and the last product computed
+    (``(shard, scores)``), which the counting pass reuses.
+    """
+    shard = np.searchsorted(starts, target_pos, side="right") - 1
+    ts, last = None, None
+    for j in np.unique(shard):
+        sc = product(int(j))
+        rows = np.flatnonzero(shard == j)
+        local = target_pos[rows] - starts[j]
+        if ts is None:
+            ts = (torch.empty(len(target_pos), dtype=sc.dtype, device=sc.device) if isinstance(sc, torch.Tensor)
+                  else np.empty(len(target_pos), dtype=sc.dtype))
+        if isinstance(sc, torch.Tensor):
+            r = torch.from_numpy(rows).to(sc.device)
+            ts[r] = sc[r, torch.from_numpy(local).to(sc.device)]
+        else:
+            ts[rows] = sc[rows, local]
+        last = (int(j), sc)
+    return ts, last
+
+
+@torch.no_grad()
+def _sharded_torch_ranks(
+    pred: torch.Tensor, shards: list[tuple[int, torch.Tensor]], queries: Queries, exclude: bool, block: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`torch_ranks` over a pool held as shards: the same counts, shard by shard."""
+    n = pred.shape[0]
+    starts = np.array([s for s, _ in shards] + [shards[-1][0] + len(shards[-1][1])], dtype=np.int64)
+    block = max(1, min(block, (1 << 28) // max(max(len(t) for _, t in shards) * 4, 1)))
+    ranks = np.empty(n, dtype=np.int64)
+    gaps = np.empty(n, dtype=np.float64)
+    dev = shards[0][1].device
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        p = pred[s:e].to(dev)
+        tpos_np = queries.target_pos[s:e]
+        ts, last = _target_scores(lambda j: p @ shards[j][1].T, tpos_np, starts)
+        tpos = torch.from_numpy(tpos_np).to(dev)
+        lo = torch.from_numpy(queries.excl_lo[s:e]).to(dev)
+        hi = torch.from_numpy(queries.excl_hi[s:e]).to(dev)
+        count = torch.zeros(e - s, dtype=torch.int64, device=dev)
+        gap = torch.full((e - s,), float("inf"), dtype=torch.float64, device=dev)
+        for j, (start, vecs) in enumerate(shards):
+            scores = last[1] if last is not None and last[0] == j else p @ vecs.T
+            pos = torch.arange(start, start + len(vecs), device=dev)
+            masked = ((pos[None, :] >= lo[:, None]) & (pos[None, :] < hi[:, None])) if exclude else \
+                torch.zeros_like(scores, dtype=torch.bool)
+            count += ((scores > ts[:, None]) & ~masked).sum(dim=1)
+            diff = (scores - ts[:, None]).abs().masked_fill(masked | (pos[None, :] == tpos[:, None]), float("inf"))
+            gap = torch.minimum(gap, diff.min(dim=1).values.double())
+        ranks[s:e] = (1 + count).cpu().numpy()
+        gaps[s:e] = gap.cpu().numpy()
+    return ranks, gaps
+
+
 @dataclass
 class FaissRanks:
     rank: np.ndarray  # 1 + #(non-excluded score > target score)
@@ -129,15 +199,20 @@ class FaissRanks:
     ties: np.ndarray  # non-excluded candidates scoring exactly the target's score
     exact_fallback: int  # queries whose rank needed the blockwise exact count
     depth: int
+    top: np.ndarray  # int64 [n, <= keep] pool positions of the first non-excluded results (-1: none)
 
 
-def faiss_ranks(pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 1000, block: int = 1024) -> FaissRanks:
-    """Ranks from FAISS ``IndexFlatIP.search``.
+def faiss_ranks(
+    pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 1000, block: int = 1024, keep: int = 10
+) -> FaissRanks:
+    """Ranks from FAISS exact search (:func:`lvmbench.evaluate.index.search`).
 
-    The index returns ``depth`` neighbours plus room for the excluded context.
+    The search returns ``depth`` neighbours plus room for the excluded context.
     A target found there gets its rank from the returned scores; one ranked
     deeper (rare for a useful model) gets an exact count from a blockwise
-    matrix product against the pool.
+    matrix product against the pool.  Queries are searched in groups of up to
+    ~16M result entries, so a sharded or memory-mapped pool is read once per
+    group rather than once per 1,024 queries.
     """
     n, size = len(queries), pool.size
     n_excl = queries.excl_hi - queries.excl_lo
@@ -146,49 +221,65 @@ def faiss_ranks(pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 100
     rank_ctx = np.zeros(n, dtype=np.int64)
     retrieved = np.zeros(n, dtype=np.int64)
     ties = np.zeros(n, dtype=np.int64)
+    top = np.full((n, min(keep, k)), -1, dtype=np.int64)
     pending: list[np.ndarray] = []
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        scores, ids = search(pool.index, pred[s:e], k)
-        tpos = queries.target_pos[s:e]
-        lo, hi = queries.excl_lo[s:e, None], queries.excl_hi[s:e, None]
-        excluded = (ids >= lo) & (ids < hi)
-        found = ids == tpos[:, None]
-        has = found.any(axis=1)
-        col = found.argmax(axis=1)
-        ts = scores[np.arange(e - s), col][:, None]
-        # complete = every candidate that could tie or beat the target was returned
-        complete = has & ((k == size) | (scores[:, -1] < ts[:, 0]))
-        greater = scores > ts
-        rank[s:e] = 1 + (greater & ~excluded).sum(axis=1)
-        rank_ctx[s:e] = 1 + greater.sum(axis=1)
-        ties[s:e] = ((scores == ts) & ~excluded & ~found).sum(axis=1)
-        before = np.cumsum(~excluded, axis=1)  # 1-based position among non-excluded results
-        retrieved[s:e] = np.where(has, before[np.arange(e - s), col], 0)
-        pending.append(np.flatnonzero(~complete) + s)
+    group = max(block, (1 << 24) // max(k, 1))
+    for g in range(0, n, group):
+        g_scores, g_ids = search(pool, pred[g : g + group], k)
+        for s in range(g, min(g + group, n), block):
+            e = min(s + block, n)
+            scores, ids = g_scores[s - g : e - g], g_ids[s - g : e - g]
+            tpos = queries.target_pos[s:e]
+            lo, hi = queries.excl_lo[s:e, None], queries.excl_hi[s:e, None]
+            excluded = (ids >= lo) & (ids < hi)
+            found = ids == tpos[:, None]
+            has = found.any(axis=1)
+            col = found.argmax(axis=1)
+            ts = scores[np.arange(e - s), col][:, None]
+            # complete = every candidate that could tie or beat the target was returned
+            complete = has & ((k == size) | (scores[:, -1] < ts[:, 0]))
+            greater = scores > ts
+            rank[s:e] = 1 + (greater & ~excluded).sum(axis=1)
+            rank_ctx[s:e] = 1 + greater.sum(axis=1)
+            ties[s:e] = ((scores == ts) & ~excluded & ~found).sum(axis=1)
+            before = np.cumsum(~excluded, axis=1)  # 1-based position among non-excluded results
+            retrieved[s:e] = np.where(has, before[np.arange(e - s), col], 0)
+            first = np.argsort(excluded, axis=1, kind="stable")[:, : top.shape[1]]  # non-excluded first, in order
+            top[s:e] = np.where(np.take_along_axis(excluded, first, 1), -1, np.take_along_axis(ids, first, 1))
+            pending.append(np.flatnonzero(~complete) + s)
     todo = np.concatenate(pending) if pending else np.empty(0, dtype=np.int64)
     if len(todo):
         _exact_counts(pool, queries, pred, todo, rank, rank_ctx, ties)
-    return FaissRanks(rank, rank_ctx, retrieved, ties, int(len(todo)), k)
+    return FaissRanks(rank, rank_ctx, retrieved, ties, int(len(todo)), k, top)
 
 
 def _exact_counts(
     pool: Pool, queries: Queries, pred: np.ndarray, todo: np.ndarray,
     rank: np.ndarray, rank_ctx: np.ndarray, ties: np.ndarray,
 ) -> None:
-    """Exact rank by brute force for the queries FAISS's top-k did not settle."""
-    block = max(1, min(256, (1 << 28) // max(pool.size * 4, 1)))
-    pos = np.arange(pool.size)
+    """Exact rank by brute force, shard by shard, for the queries the top-k did not settle."""
+    block = max(1, min(256, (1 << 28) // max(max(len(s) for s in pool.shards) * 4, 1)))
     for s in range(0, len(todo), block):
         q = todo[s : s + block]
-        scores = pred[q].astype(np.float32) @ pool.vectors.T  # [b, P]
-        ts = scores[np.arange(len(q)), queries.target_pos[q]][:, None]
-        excluded = (pos[None, :] >= queries.excl_lo[q, None]) & (pos[None, :] < queries.excl_hi[q, None])
-        greater = scores > ts
-        rank[q] = 1 + (greater & ~excluded).sum(axis=1)
-        rank_ctx[q] = 1 + greater.sum(axis=1)
-        is_target = pos[None, :] == queries.target_pos[q, None]
-        ties[q] = ((scores == ts) & ~excluded & ~is_target).sum(axis=1)
+        p = pred[q].astype(np.float32)
+        tpos = queries.target_pos[q]
+        ts, last = _target_scores(lambda j: p @ pool.shards[j].T, tpos, pool.starts)
+        ts = ts[:, None]
+        lo, hi = queries.excl_lo[q, None], queries.excl_hi[q, None]
+        greater = np.zeros(len(q), dtype=np.int64)
+        greater_ctx = np.zeros(len(q), dtype=np.int64)
+        tied = np.zeros(len(q), dtype=np.int64)
+        for j, (start, shard) in enumerate(pool.blocks()):
+            scores = last[1] if last is not None and last[0] == j else p @ shard.T  # [b, P_j]
+            pos = np.arange(start, start + len(shard))
+            excluded = (pos[None, :] >= lo) & (pos[None, :] < hi)
+            above = scores > ts
+            greater += (above & ~excluded).sum(axis=1)
+            greater_ctx += above.sum(axis=1)
+            tied += ((scores == ts) & ~excluded & (pos[None, :] != tpos[:, None])).sum(axis=1)
+        rank[q] = 1 + greater
+        rank_ctx[q] = 1 + greater_ctx
+        ties[q] = tied
 
 
 def check_consistency(

@@ -23,6 +23,8 @@ def last_vector(context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def predict(model: nn.Module, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """L2(x_last + Δ̂) for delta models, L2(ŷ) otherwise."""
     out = model(context, lengths)
-    if getattr(model, "predicts_delta", False):
+    # under DistributedDataParallel the model's own attributes live on .module
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if getattr(inner, "predicts_delta", False):
         out = last_vector(context, lengths) + out
     return F.normalize(out, dim=-1, eps=1e-12)

@@ -14,10 +14,15 @@ shuffles with ``default_rng([seed, e])`` and resume restarts at the first
 micro-batch of the epoch after the checkpoint, so a resumed run takes exactly
 the steps the uninterrupted one takes.  Ctrl-C (or a kill) mid-epoch loses
 only that epoch's partial work; :class:`Interrupted` carries the resume command.
+
+Several processes (torchrun): :mod:`lvmbench.train.distributed` deals each
+optimiser step's micro-batches out to the ranks; with one process the loop
+below is exactly the single-process recipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
@@ -38,7 +43,9 @@ from lvmbench.evaluate import metrics
 from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
 from lvmbench.io import atomic_write_json
 from lvmbench.models.predict import predict
+from lvmbench.train import distributed
 from lvmbench.train.checkpoint import save_checkpoint
+from lvmbench.train.distributed import Dist, ShardedOrder
 from lvmbench.train.loss import consultant_loss
 from lvmbench.train.schedule import make_scheduler
 
@@ -130,6 +137,47 @@ def validate(model: nn.Module, data: TrainData, recipe: Recipe) -> dict[str, flo
     return out
 
 
+def _query_subset(q: Queries, keep: np.ndarray) -> Queries:
+    return Queries(q.samples.subset(keep), q.target_pos[keep], q.excl_lo[keep], q.excl_hi[keep], q.context_rows[keep])
+
+
+@torch.no_grad()
+def validate_sharded(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist) -> dict[str, float]:
+    """:func:`validate` with the val queries shared out: the same numbers up to float summation order.
+
+    Rank ``r`` takes the micro-batch-sized chunks ``r::world`` (the chunks the
+    single-process loss averages over), ranks them against the whole val pool,
+    and the loss x weight, hit counts and reciprocal-rank sums are all-reduced.
+    Rank 0's result is then broadcast, so every rank takes the same
+    early-stopping decision from bit-identical numbers.
+    """
+    cfg = recipe.train
+    n, mb = len(data.val), cfg.micro_batch
+    chunks = list(range(0, n, mb))[dist.rank :: dist.world_size]
+    keep = np.concatenate([np.arange(s, min(s + mb, n)) for s in chunks]) if chunks else np.empty(0, dtype=np.int64)
+    samples = data.val.subset(keep)
+    pred = predict_all(model, data.unit, samples, recipe.data.context_len, cfg.eval_batch).to(data.unit.device)
+    target = data.unit[torch.from_numpy(samples.target).to(data.unit.device)]
+    loss_sum, weight, pos = 0.0, 0, 0
+    for s in chunks:
+        w = min(mb, n - s)
+        loss, _ = consultant_loss(pred[pos : pos + w], target[pos : pos + w], cfg)
+        loss_sum += loss.item() * w
+        weight += w
+        pos += w
+    ranks, _ = torch_ranks(pred, data.val_pool, _query_subset(data.val_queries, keep), exclude=recipe.eval.exclude_context)
+    ks = list(recipe.eval.ks)
+    local = [loss_sum, float(weight)] + [float((ranks <= k).sum()) for k in ks]
+    local += [float((1.0 / ranks.astype(np.float64)).sum()), float(len(ranks))]
+    tot = distributed.all_reduce_sum(local, dist).tolist()
+    count = tot[-1]
+    out = {"val_loss": tot[0] / tot[1]}
+    for j, k in enumerate(ks):
+        out[f"val_hit@{k}"] = tot[2 + j] / count
+    out["val_mrr"] = tot[-2] / count
+    return distributed.broadcast_object(out, dist)
+
+
 def train(
     model: nn.Module,
     data: TrainData,
@@ -139,16 +187,27 @@ def train(
     extra_ckpt: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
     resume: dict[str, Any] | None = None,
+    dist: Dist | None = None,
 ) -> dict[str, Any]:
     """Run the recipe; return the history dict that is also on disk.
 
     ``resume`` is a loaded ``last.pt``: training continues after its epoch
     with every piece of state it holds (see the module docstring).
+
+    ``dist`` (from :func:`lvmbench.train.distributed.init_from_env`) trains on
+    every rank of a torchrun launch with DistributedDataParallel: the same
+    micro-batches and optimiser steps as one process (see
+    :mod:`lvmbench.train.distributed`), only rank 0 writes files and logs.
     """
     cfg = recipe.train
+    dist = dist or distributed.SINGLE
+    log = distributed.rank_log(log, dist)
+    world = dist.world_size
+    per_rank = distributed.accum_per_rank(cfg.accum_steps, world)
     device = data.unit.device
     model.to(device)
     n = len(data.train)
+    sampler = ShardedOrder(n, cfg.micro_batch, cfg.accum_steps, recipe.seed, dist.rank, world)
     n_micro = math.ceil(n / cfg.micro_batch)
     steps_per_epoch = math.ceil(n_micro / cfg.accum_steps)
     total_steps = steps_per_epoch * cfg.max_epochs
@@ -166,11 +225,23 @@ def train(
         "steps_per_epoch": steps_per_epoch,
         "effective_batch": cfg.micro_batch * cfg.accum_steps,
     }
+    parallel = {
+        "world_size": world,
+        "backend": dist.backend,
+        "micro_batch": cfg.micro_batch,
+        "accum_per_rank": per_rank,
+        "effective_batch": cfg.micro_batch * per_rank * world,
+        "rank_sync": {"checked_epochs": 0, "max_abs_diff": 0.0, "per_epoch": []},
+    }
+    if dist.enabled:
+        history["distributed"] = parallel
     best, bad_epochs, step, done = -math.inf, 0, 0, 0
     ckpt_common = {"model": model_name, "dim": int(data.unit.shape[1]), "recipe": recipe.to_dict(), **(extra_ckpt or {})}
     log(
         f"training {model_name}: {n} samples, {n_micro} micro-batches of {cfg.micro_batch} x {cfg.accum_steps} "
         f"accumulation = {steps_per_epoch} optimiser steps/epoch, at most {cfg.max_epochs} epochs, device {device}"
+        + (f"; {world} processes ({dist.backend}): micro-batch {cfg.micro_batch} x {per_rank} accumulation per rank "
+           f"x {world} ranks = effective batch {parallel['effective_batch']}" if dist.enabled else "")
     )
     if resume is not None:
         where = run_dir / LAST
@@ -193,14 +264,31 @@ def train(
         best = -math.inf if resume["best_hit5"] is None else float(resume["best_hit5"])
         bad_epochs, step, done = int(resume["bad_epochs"]), int(resume["step"]), int(resume["epoch"])
         history = resume["history"]
-        history["resumed"] = list(history.get("resumed", [])) + [{"after_epoch": done, "step": step}]
+        history["resumed"] = list(history.get("resumed", [])) + [
+            {"after_epoch": done, "step": step, **({"world_size": world} if dist.enabled else {})}
+        ]
+        if dist.enabled:  # the checkpoint may come from another world size; its rank checks carry over
+            parallel["rank_sync"] = history.get("distributed", {}).get("rank_sync", parallel["rank_sync"])
+            history["distributed"] = parallel
         log(
             f"resuming after epoch {done} (step {step}; best val Hit@5 "
             + ("none yet" if best == -math.inf else f"{100 * best:.1f}% at epoch {history['best_epoch']}")
             + f"; {bad_epochs}/{cfg.patience} epochs without improvement)"
         )
 
+    net: nn.Module = model
+    if dist.enabled:
+        # wraps the same parameter objects the optimiser holds; checkpoints keep saving `model`
+        # (no 'module.' prefix), validation runs `model` directly on each rank's share
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if dist.rank > 0:
+            # identical seeds would give every rank the same dropout masks; rank 0 keeps the
+            # single-process stream (the model is built and broadcast from rank 0 already)
+            torch.manual_seed(int(np.random.SeedSequence([recipe.seed, dist.rank, done]).generate_state(1)[0]))
+
     def save_last(state: dict[str, Any]) -> None:
+        if not dist.is_main:
+            return
         save_checkpoint(
             run_dir / LAST,
             {
@@ -225,39 +313,72 @@ def train(
             if history["stop_reason"] is not None:
                 break
             t0 = time.perf_counter()
-            model.train()
-            order = np.random.default_rng([recipe.seed, epoch]).permutation(n)
+            net.train()
+            sampler.set_epoch(epoch)
             running, seen, diverged = 0.0, 0, False
-            bar = tqdm(range(n_micro), desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False, disable=None, file=sys.stderr)
+            bar = tqdm(total=n_micro, desc=f"epoch {epoch}/{cfg.max_epochs}", leave=False,
+                       disable=None if dist.is_main else True, file=sys.stderr)
             optimizer.zero_grad(set_to_none=True)
-            for i in bar:
-                group_start = (i // cfg.accum_steps) * cfg.accum_steps
-                group_size = min(cfg.accum_steps, n_micro - group_start)
-                idx = order[i * cfg.micro_batch : (i + 1) * cfg.micro_batch]
-                ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
-                    pred = predict(model, ctx, lengths)
-                loss, _ = consultant_loss(pred.float(), target, cfg)  # .float(): a no-op unless bf16_autocast
-                if not torch.isfinite(loss):
+            for group in sampler.groups():
+                # DDP averages gradients over the ranks, so each rank's losses are scaled by
+                # world / group size: the sum equals the single-process sum of loss / group size.
+                # A rank with no micro-batch in a short last step runs one with weight 0: every
+                # rank must join each step's gradient all-reduce.
+                batches = group.mine or [group.filler]
+                for j, idx in enumerate(batches):
+                    sync = not dist.enabled or j == len(batches) - 1  # all-reduce on the rank's last backward only
+                    with contextlib.nullcontext() if sync else net.no_sync():
+                        ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx], recipe.data.context_len)
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+                            pred = predict(net, ctx, lengths)
+                        loss, _ = consultant_loss(pred.float(), target, cfg)  # .float(): a no-op unless bf16_autocast
+                        if not group.mine:
+                            (loss * 0.0).backward()
+                            continue
+                        if not torch.isfinite(loss):
+                            diverged = True
+                            if not dist.enabled:
+                                break
+                            # under DDP the backward still runs: the other ranks wait for its all-reduce;
+                            # every rank then learns of the divergence below and skips the step
+                        (loss / (group.size / world)).backward()
+                        running += loss.item() * len(idx)
+                        seen += len(idx)
+                    if not dist.enabled:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if distributed.any_rank(diverged, dist):
                     diverged = True
                     break
-                (loss / group_size).backward()
-                running += loss.item() * len(idx)
-                seen += len(idx)
-                if i - group_start + 1 == group_size:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    step += 1
-                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if dist.enabled:
+                    bar.update(group.size)
+                    bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.close()
             if diverged:
                 history["stop_reason"] = f"non-finite training loss in epoch {epoch}"
                 history["stopped_epoch"] = epoch
                 log(f"epoch {epoch}: loss became non-finite; stopping (best checkpoint kept)")
                 break
-            val = validate(model, data, recipe)
+            if dist.enabled:
+                running, seen = distributed.all_reduce_sum([running, seen], dist).tolist()
+                spread = distributed.rank_spread(model, dist)
+                sync = parallel["rank_sync"]
+                sync["checked_epochs"] += 1
+                sync["max_abs_diff"] = max(sync["max_abs_diff"], spread)
+                sync["per_epoch"].append(spread)
+                if spread > 0.0:  # every rank sees the same gathered fingerprints, so every rank stops here
+                    from lvmbench.errors import IntegrityError
+
+                    raise IntegrityError(
+                        f"{model_name}: ranks out of sync after epoch {epoch} (parameter fingerprints differ by "
+                        f"{spread:.3g}); DistributedDataParallel should keep them bit-identical"
+                    )
+            val = validate(model, data, recipe) if not dist.enabled else validate_sharded(model, data, recipe, dist)
             row = {
                 "epoch": epoch,
                 "step": step,
@@ -281,7 +402,8 @@ def train(
             if improved:
                 best, bad_epochs = hit5, 0
                 history["best_hit5"], history["best_epoch"] = hit5, epoch
-                save_checkpoint(run_dir / BEST, state)
+                if dist.is_main:
+                    save_checkpoint(run_dir / BEST, state)
             else:
                 bad_epochs += 1
             history["stopped_epoch"] = epoch
@@ -291,7 +413,8 @@ def train(
             # point, holding the history), then the history file
             save_last(state)
             done = epoch
-            atomic_write_json(run_dir / HISTORY, history)
+            if dist.is_main:
+                atomic_write_json(run_dir / HISTORY, history)
             log(
                 f"epoch {epoch:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
                 + "  ".join(f"val_hit@{k} {val[f'val_hit@{k}']:.3f}" for k in recipe.eval.ks)
@@ -300,7 +423,8 @@ def train(
             )
         if history["stop_reason"] is None:
             history["stop_reason"] = f"reached max_epochs={cfg.max_epochs}"
-        atomic_write_json(run_dir / HISTORY, history)
+        if dist.is_main:
+            atomic_write_json(run_dir / HISTORY, history)
     except KeyboardInterrupt:
         if not (run_dir / LAST).is_file():
             raise Interrupted(f"{run_dir}: interrupted before the first checkpoint; nothing to resume") from None

@@ -1,0 +1,164 @@
+"""External banks, sharded exact search and the compressed-index report (``lvmbench eval --bank``)."""
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from lvmbench.cli import main
+from lvmbench.errors import DataError
+from lvmbench.evaluate.index import Pool, build_pool, load_bank, search, shard_rows
+
+from conftest import FAST
+
+
+def _unit(n, d, seed):
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_store, tmp_path_factory):
+    """A small trained run (amn, 2 epochs) to score against banks."""
+    out = tmp_path_factory.mktemp("bankrun") / "run"
+    args = ["run", "--model", "amn", "--data", str(tiny_store.path), "--out", str(out), "--set", "train.max_epochs=2"]
+    for item in FAST:
+        if not item.startswith("train.max_epochs"):
+            args += ["--set", item]
+    assert main(args) == 0
+    return out
+
+
+def test_sharded_search_equals_one_flat_index():
+    pool_vecs = _unit(5000, 24, 0)
+    queries = _unit(70, 24, 1)
+    flat = faiss.IndexFlatIP(24)
+    flat.add(pool_vecs)
+    want_s, want_i = flat.search(queries, 50)
+    one_s, one_i = search(Pool("test", np.arange(5000), [pool_vecs]), queries, 50)
+    for size in (1, 1024, 1500, 3000):
+        rows = shard_rows(size)
+        assert rows % 1024 == 0 and rows >= size
+        pool = build_pool(pool_vecs, np.array([0, 5000]), np.array([0]), "full", shard_size=size)
+        assert len(pool.shards) == -(-5000 // rows)
+        got_s, got_i = search(pool, queries, 50)
+        # shards cut on FAISS's 1,024-row blocks: bit for bit the unsharded search
+        assert np.array_equal(got_s, one_s) and np.array_equal(got_i, one_i)
+        # and the same neighbours as one IndexFlatIP (its per-query kernel may round the last bit differently)
+        np.testing.assert_allclose(got_s, want_s, rtol=0, atol=1e-6)
+        assert np.array_equal(got_i, want_i)
+    # an arbitrary cut still finds the same neighbours, within the last bit
+    got_s, got_i = search(Pool("test", np.arange(5000), np.split(pool_vecs, [7, 1500, 4999])), queries, 50)
+    np.testing.assert_allclose(got_s, one_s, rtol=0, atol=1e-6)
+    assert np.array_equal(got_i, one_i)
+
+
+def test_load_bank_maps_unit_float32_and_normalises_the_rest(tmp_path):
+    unit = _unit(500, 16, 2)
+    np.save(tmp_path / "unit.npy", unit)
+    bank = load_bank(tmp_path / "unit.npy", 16, log=lambda m: None)
+    assert bank.mapped and isinstance(bank.vectors, np.memmap) and bank.size == 500
+    raw = (unit * 3.0).astype(np.float16)
+    np.save(tmp_path / "half.npy", raw)
+    notes = []
+    half = load_bank(tmp_path / "half.npy", 16, log=notes.append)
+    assert not half.mapped and half.vectors.dtype == np.float32 and "normalising" in notes[0]
+    np.testing.assert_allclose(np.linalg.norm(half.vectors, axis=1), 1.0, atol=1e-6)
+    assert half.sha256 != bank.sha256
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: np.where(np.arange(40)[:, None] == 17, np.nan, _unit(40, 16, 3)).astype(np.float32), "row 17 has NaN"),
+        (lambda: np.where(np.arange(40)[:, None] == 5, 0.0, _unit(40, 16, 3)).astype(np.float32), "row 5 is all zeros"),
+        (lambda: _unit(40, 8, 3), "dim 8 but the dataset and model use 16"),
+        (lambda: _unit(40, 16, 3)[None], "non-empty [N, D]"),
+        (lambda: np.zeros((0, 16), np.float32), "non-empty [N, D]"),
+        (lambda: _unit(40, 16, 3).astype(np.float64), "float16/float32"),
+    ],
+)
+def test_bad_banks_are_refused_with_the_row(tmp_path, make, message):
+    np.save(tmp_path / "bank.npy", make())
+    with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_bank(tmp_path / "bank.npy", 16)
+
+
+def test_eval_with_a_bank_sharded_or_not_gives_the_same_ranks(trained, tiny_store, tmp_path, capsys):
+    bank = _unit(4000, tiny_store.dim, 4)
+    np.save(tmp_path / "bank.npy", bank)
+    base = ["eval", str(trained), "--data", str(tiny_store.path)]
+    assert main(base + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(base + ["--bank", str(tmp_path / "bank.npy"), "--out", str(tmp_path / "flat")]) == 0
+    assert main(base + ["--bank", str(tmp_path / "bank.npy"), "--shard-size", "700", "--out", str(tmp_path / "shards"),
+                        "--set", "eval.search_depth=20"]) == 0
+    printed = capsys.readouterr().out
+    assert "+ bank of 4,000" in printed and "shards)" in printed
+    plain, flat, sharded = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "flat", "shards"))
+    assert flat["pool"]["size"] == plain["pool"]["size"] + 4000
+    assert flat["pool"]["bank"]["size"] == 4000 and flat["pool"]["bank"]["memory_mapped"]
+    assert sharded["pool"]["shards"] > 2 and flat["pool"]["shards"] == 2 and sharded["pool"]["shard_size"] == 1024
+    assert sharded["pool"]["sha256"] == flat["pool"]["sha256"]  # the same pool however it is cut
+    assert flat["consistency"]["ok"] and sharded["consistency"]["ok"]
+    # a shallow search depth sends most queries to the shard-by-shard exact count
+    assert sharded["metrics"]["exact_fallback"] > 0
+    with np.load(tmp_path / "flat" / "predictions.npz") as a, np.load(tmp_path / "shards" / "predictions.npz") as b:
+        for key in ("rank", "rank_with_context", "torch_rank", "rank__copy_last", "rank__random"):
+            assert np.array_equal(a[key], b[key]), key
+        with np.load(tmp_path / "plain" / "predictions.npz") as p:
+            # distractors can only push a target down
+            assert np.all(a["rank"] >= p["rank"])
+    for key in ("hit@1", "hit@5", "hit@10", "mrr"):
+        assert flat["metrics"][key] == sharded["metrics"][key]
+        assert flat["metrics"][key] <= plain["metrics"][key]
+
+
+def test_eval_bank_bad_input_is_one_line_and_writes_nothing(trained, tiny_store, tmp_path, capsys):
+    np.save(tmp_path / "wrong.npy", _unit(50, tiny_store.dim + 1, 5))
+    for extra, message in (
+        (["--bank", str(tmp_path / "missing.npy")], "bank not found"),
+        (["--bank", str(tmp_path / "wrong.npy")], f"dim {tiny_store.dim + 1}"),
+        (["--shard-size", "-1"], "--shard-size -1"),
+    ):
+        out = tmp_path / "never"
+        assert main(["eval", str(trained), "--data", str(tiny_store.path), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert not out.exists()
+
+
+def test_ann_report_sits_next_to_the_exact_headline(trained, tiny_store, tmp_path):
+    np.save(tmp_path / "bank.npy", _unit(6000, tiny_store.dim, 6))
+    base = ["eval", str(trained), "--data", str(tiny_store.path), "--bank", str(tmp_path / "bank.npy")]
+    assert main(base + ["--out", str(tmp_path / "exact")]) == 0
+    assert main(base + ["--ann", "ivfpq", "--out", str(tmp_path / "ann")]) == 0
+    exact, ann = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("exact", "ann"))
+    assert exact["metrics"] == ann["metrics"]  # the headline never comes from the compressed index
+    rep = ann["ann"]
+    assert rep["index"].startswith("IVF") and ",PQ" in rep["index"]
+    assert 0.0 <= rep["recall@10"] <= 1.0 and rep["code_bytes"] < rep["flat_bytes"]
+    assert rep["exact_hit@5"] == pytest.approx(exact["metrics"]["hit@5"])
+    # what the compressed index finds in its top 5 it found through approximate scores: never more than exact + chance
+    assert 0.0 <= rep["hit@5"] <= 1.0
+
+
+def test_trec_export_refuses_a_bank_run(trained, tiny_store, tmp_path, capsys):
+    np.save(tmp_path / "bank.npy", _unit(100, tiny_store.dim, 7))
+    ev = tmp_path / "ev"
+    assert main(["eval", str(trained), "--data", str(tiny_store.path), "--bank", str(tmp_path / "bank.npy"),
+                 "--out", str(ev)]) == 0
+    assert main(["trec", str(ev), "--out", str(tmp_path / "trec")]) == 2
+    assert "external bank" in capsys.readouterr().err
+
+
+def test_build_pool_full_shares_the_array_and_shards_are_views():
+    unit = _unit(1000, 8, 8)
+    offsets = np.arange(0, 1001, 100)
+    pool = build_pool(unit, offsets, np.arange(10), "full", shard_size=300)  # rounds up to 1,024 rows
+    assert len(pool.shards) == 1
+    unit = _unit(3000, 8, 8)
+    offsets = np.arange(0, 3001, 100)
+    pool = build_pool(unit, offsets, np.arange(30), "full", shard_size=1024)
+    assert len(pool.shards) == 3 and all(np.shares_memory(s, unit) for s in pool.shards)
+    assert pool.sha256() == build_pool(unit, offsets, np.arange(30), "full").sha256()
