@@ -162,3 +162,15 @@ def test_build_pool_full_shares_the_array_and_shards_are_views():
     pool = build_pool(unit, offsets, np.arange(30), "full", shard_size=1024)
     assert len(pool.shards) == 3 and all(np.shares_memory(s, unit) for s in pool.shards)
     assert pool.sha256() == build_pool(unit, offsets, np.arange(30), "full").sha256()
+
+
+def test_exact_duplicates_are_listed_by_position_whatever_the_sharding():
+    x = _unit(4096, 16, 9)
+    x[2048:] = x[:2048]  # every vector twice, the copies in other shards
+    q = x[:50] + 0.01 * _unit(50, 16, 10)
+    full = np.array([0, 4096])
+    one_s, one_i = search(build_pool(x, full, np.array([0]), "full"), q, 8)
+    sh_s, sh_i = search(build_pool(x, full, np.array([0]), "full", shard_size=1024), q, 8)
+    assert np.array_equal(one_s, sh_s) and np.array_equal(one_i, sh_i)
+    pairs = one_i.reshape(50, 4, 2)
+    assert np.all(pairs[:, :, 1] == pairs[:, :, 0] + 2048)  # tied copies: lower position first

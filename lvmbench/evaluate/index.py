@@ -211,7 +211,10 @@ def load_bank(path: str | Path, dim: int | None = None, log=print) -> Bank:
 
 @contextlib.contextmanager
 def blas_kernel() -> Iterator[None]:
-    """Pin FAISS's exact search to its BLAS kernel for the duration (see the module docstring)."""
+    """Pin FAISS's exact search to its BLAS kernel for the duration (see the module docstring).
+
+    Not thread-safe: the threshold is a FAISS global; lvmbench searches from one thread.
+    """
     before = faiss.cvar.distance_compute_blas_threshold
     faiss.cvar.distance_compute_blas_threshold = 1
     try:
@@ -234,8 +237,13 @@ def _knn(queries: np.ndarray, shard: np.ndarray, k: int) -> tuple[np.ndarray, np
 def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over the whole pool: ``(scores [n, k], pool positions [n, k])``, best first.
 
-    Shards are the outer loop, so a memory-mapped bank is read once however
-    many queries there are; each shard's top-k is merged into the running one.
+    Shards are the outer loop and each shard's top-k is merged into the
+    running one, so a shard is read once per 4,096 queries (FAISS's BLAS query
+    block), not once per caller block.  Equal scores are listed by ascending
+    pool position, whatever the sharding; only which of several exactly tied
+    candidates fills the k-th place can depend on it (ranks count strictly
+    greater scores, and a target tied at the k-th place goes to the exact
+    count, so no rank or tie count depends on it).
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     best_s = best_i = None
@@ -247,4 +255,5 @@ def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
         else:
             best_s, best_i = faiss.merge_knn_results(np.stack([best_s, scores]), np.stack([best_i, ids]), keep_max=True)
     assert best_s is not None and best_i is not None
-    return best_s, best_i
+    order = np.lexsort((best_i, -best_s), axis=-1)  # score descending, then position ascending
+    return np.take_along_axis(best_s, order, -1), np.take_along_axis(best_i, order, -1)

@@ -130,31 +130,52 @@ def torch_ranks(
     return ranks, gaps
 
 
-def _target_scores(product: Callable[[int], Any], target_pos: np.ndarray, starts: np.ndarray) -> tuple[Any, Any]:
-    """Each target's score from the very product that ranks it against its own shard.
+def _block_rows(shard_rows: int, cap: int) -> int:
+    """Queries per block so one block's score matrix against a shard stays near 1 GB."""
+    return max(1, min(cap, (1 << 28) // max(shard_rows * 4, 1)))
 
-    ``product(j)`` is the query block's scores against shard ``j``.  Computing
-    the target's score separately (a dot product) could differ in the last bit
-    and let the target outrank itself; the same call on the same operands
-    gives the same bits.  Returns the scores and the last product computed
-    (``(shard, scores)``), which the counting pass reuses.
+
+def _by_shard(
+    n: int, shard_rows: list[int], starts: np.ndarray, target_pos: np.ndarray, cap: int,
+    product: Callable[[int, int, int], Any], visit: Callable[[int, int, int, Any, np.ndarray], None],
+) -> None:
+    """Drive an exact ranking shard by shard: ``visit(s, e, j, scores, target_scores)`` per (query block, shard).
+
+    ``product(s, e, j)`` is queries ``s:e`` scored against shard ``j``.  A
+    target's score must come from the very product that ranks it (a separate
+    dot product can differ in the last bit and let the target outrank
+    itself), and the same call on the same operands gives the same bits; so
+    with several shards a first pass takes each target's score from its own
+    shard, with the same query blocks as the counting pass.  Shards are the
+    outer loop, so each is read once per pass however many query blocks
+    there are (a memory-mapped bank bigger than RAM is read from disk twice
+    at most, not once per block).  One shard: one pass, as before sharding.
     """
     shard = np.searchsorted(starts, target_pos, side="right") - 1
-    ts, last = None, None
-    for j in np.unique(shard):
-        sc = product(int(j))
-        rows = np.flatnonzero(shard == j)
-        local = target_pos[rows] - starts[j]
-        if ts is None:
-            ts = (torch.empty(len(target_pos), dtype=sc.dtype, device=sc.device) if isinstance(sc, torch.Tensor)
-                  else np.empty(len(target_pos), dtype=sc.dtype))
-        if isinstance(sc, torch.Tensor):
-            r = torch.from_numpy(rows).to(sc.device)
-            ts[r] = sc[r, torch.from_numpy(local).to(sc.device)]
-        else:
-            ts[rows] = sc[rows, local]
-        last = (int(j), sc)
-    return ts, last
+
+    def gather(scores: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if isinstance(scores, torch.Tensor):
+            r, c = (torch.from_numpy(x).to(scores.device) for x in (rows, cols))
+            return scores[r, c].cpu().numpy()
+        return scores[rows, cols]
+
+    ts = np.empty(n, dtype=np.float32)
+    if len(shard_rows) > 1:
+        for j in np.unique(shard):
+            step = _block_rows(shard_rows[j], cap)
+            for s in range(0, n, step):
+                rows = np.flatnonzero(shard[s : s + step] == j)
+                if len(rows):
+                    sc = product(s, min(s + step, n), int(j))
+                    ts[s + rows] = gather(sc, rows, target_pos[s + rows] - starts[j])
+    for j, size in enumerate(shard_rows):
+        step = _block_rows(size, cap)
+        for s in range(0, n, step):
+            e = min(s + step, n)
+            sc = product(s, e, j)
+            if len(shard_rows) == 1:
+                ts[s:e] = gather(sc, np.arange(e - s), target_pos[s:e])
+            visit(s, e, j, sc, ts[s:e])
 
 
 @torch.no_grad()
@@ -164,31 +185,24 @@ def _sharded_torch_ranks(
     """:func:`torch_ranks` over a pool held as shards: the same counts, shard by shard."""
     n = pred.shape[0]
     starts = np.array([s for s, _ in shards] + [shards[-1][0] + len(shards[-1][1])], dtype=np.int64)
-    block = max(1, min(block, (1 << 28) // max(max(len(t) for _, t in shards) * 4, 1)))
-    ranks = np.empty(n, dtype=np.int64)
-    gaps = np.empty(n, dtype=np.float64)
     dev = shards[0][1].device
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        p = pred[s:e].to(dev)
-        tpos_np = queries.target_pos[s:e]
-        ts, last = _target_scores(lambda j: p @ shards[j][1].T, tpos_np, starts)
-        tpos = torch.from_numpy(tpos_np).to(dev)
-        lo = torch.from_numpy(queries.excl_lo[s:e]).to(dev)
-        hi = torch.from_numpy(queries.excl_hi[s:e]).to(dev)
-        count = torch.zeros(e - s, dtype=torch.int64, device=dev)
-        gap = torch.full((e - s,), float("inf"), dtype=torch.float64, device=dev)
-        for j, (start, vecs) in enumerate(shards):
-            scores = last[1] if last is not None and last[0] == j else p @ vecs.T
-            pos = torch.arange(start, start + len(vecs), device=dev)
-            masked = ((pos[None, :] >= lo[:, None]) & (pos[None, :] < hi[:, None])) if exclude else \
-                torch.zeros_like(scores, dtype=torch.bool)
-            count += ((scores > ts[:, None]) & ~masked).sum(dim=1)
-            diff = (scores - ts[:, None]).abs().masked_fill(masked | (pos[None, :] == tpos[:, None]), float("inf"))
-            gap = torch.minimum(gap, diff.min(dim=1).values.double())
-        ranks[s:e] = (1 + count).cpu().numpy()
-        gaps[s:e] = gap.cpu().numpy()
-    return ranks, gaps
+    pred = pred.to(dev)
+    tpos, lo, hi = (torch.from_numpy(a).to(dev) for a in (queries.target_pos, queries.excl_lo, queries.excl_hi))
+    count = torch.zeros(n, dtype=torch.int64, device=dev)
+    gap = torch.full((n,), float("inf"), dtype=torch.float64, device=dev)
+
+    def visit(s: int, e: int, j: int, scores: torch.Tensor, ts_np: np.ndarray) -> None:
+        start, vecs = shards[j]
+        ts = torch.from_numpy(ts_np).to(dev)[:, None]
+        pos = torch.arange(start, start + len(vecs), device=dev)[None, :]
+        masked = ((pos >= lo[s:e, None]) & (pos < hi[s:e, None])) if exclude else torch.zeros_like(scores, dtype=torch.bool)
+        count[s:e] += ((scores > ts) & ~masked).sum(dim=1)
+        diff = (scores - ts).abs().masked_fill(masked | (pos == tpos[s:e, None]), float("inf"))
+        gap[s:e] = torch.minimum(gap[s:e], diff.min(dim=1).values.double())
+
+    _by_shard(n, [len(t) for _, t in shards], starts, queries.target_pos, block,
+              lambda s, e, j: pred[s:e] @ shards[j][1].T, visit)
+    return (1 + count).cpu().numpy(), gap.cpu().numpy()
 
 
 @dataclass
@@ -211,8 +225,8 @@ def faiss_ranks(
     A target found there gets its rank from the returned scores; one ranked
     deeper (rare for a useful model) gets an exact count from a blockwise
     matrix product against the pool.  Queries are searched in groups of up to
-    ~16M result entries, so a sharded or memory-mapped pool is read once per
-    group rather than once per 1,024 queries.
+    ~16M result entries (rather than blocks of 1,024), so a sharded or
+    memory-mapped pool is streamed through once per group.
     """
     n, size = len(queries), pool.size
     n_excl = queries.excl_hi - queries.excl_lo
@@ -258,28 +272,26 @@ def _exact_counts(
     rank: np.ndarray, rank_ctx: np.ndarray, ties: np.ndarray,
 ) -> None:
     """Exact rank by brute force, shard by shard, for the queries the top-k did not settle."""
-    block = max(1, min(256, (1 << 28) // max(max(len(s) for s in pool.shards) * 4, 1)))
-    for s in range(0, len(todo), block):
-        q = todo[s : s + block]
-        p = pred[q].astype(np.float32)
-        tpos = queries.target_pos[q]
-        ts, last = _target_scores(lambda j: p @ pool.shards[j].T, tpos, pool.starts)
-        ts = ts[:, None]
-        lo, hi = queries.excl_lo[q, None], queries.excl_hi[q, None]
-        greater = np.zeros(len(q), dtype=np.int64)
-        greater_ctx = np.zeros(len(q), dtype=np.int64)
-        tied = np.zeros(len(q), dtype=np.int64)
-        for j, (start, shard) in enumerate(pool.blocks()):
-            scores = last[1] if last is not None and last[0] == j else p @ shard.T  # [b, P_j]
-            pos = np.arange(start, start + len(shard))
-            excluded = (pos[None, :] >= lo) & (pos[None, :] < hi)
-            above = scores > ts
-            greater += (above & ~excluded).sum(axis=1)
-            greater_ctx += above.sum(axis=1)
-            tied += ((scores == ts) & ~excluded & (pos[None, :] != tpos[:, None])).sum(axis=1)
-        rank[q] = 1 + greater
-        rank_ctx[q] = 1 + greater_ctx
-        ties[q] = tied
+    p = np.ascontiguousarray(pred[todo], dtype=np.float32)
+    tpos, lo, hi = queries.target_pos[todo], queries.excl_lo[todo, None], queries.excl_hi[todo, None]
+    greater = np.zeros(len(todo), dtype=np.int64)
+    greater_ctx = np.zeros(len(todo), dtype=np.int64)
+    tied = np.zeros(len(todo), dtype=np.int64)
+
+    def visit(s: int, e: int, j: int, scores: np.ndarray, ts: np.ndarray) -> None:
+        start = int(pool.starts[j])
+        pos = np.arange(start, start + len(pool.shards[j]))[None, :]
+        excluded = (pos >= lo[s:e]) & (pos < hi[s:e])
+        above = scores > ts[:, None]
+        greater[s:e] += (above & ~excluded).sum(axis=1)
+        greater_ctx[s:e] += above.sum(axis=1)
+        tied[s:e] += ((scores == ts[:, None]) & ~excluded & (pos != tpos[s:e, None])).sum(axis=1)
+
+    _by_shard(len(todo), [len(x) for x in pool.shards], pool.starts, tpos, 256,
+              lambda s, e, j: p[s:e] @ pool.shards[j].T, visit)
+    rank[todo] = 1 + greater
+    rank_ctx[todo] = 1 + greater_ctx
+    ties[todo] = tied
 
 
 def check_consistency(
