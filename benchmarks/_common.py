@@ -89,18 +89,26 @@ def unit_rows(n: int, dim: int, seed: int = 0, n_centres: int | None = None, sam
     pool's ``n_centres``) come from the pool's distribution.  Generated
     blockwise: a 1M x 768 pool needs no float64 temporary of its own size.
     """
+    out = np.empty((n, dim), dtype=np.float32)
+    fill_unit_rows(out, seed, n_centres, sample_seed, spread, block)
+    return out
+
+
+def fill_unit_rows(out: np.ndarray, seed: int = 0, n_centres: int | None = None, sample_seed: int | None = None,
+                   spread: float = 0.6, block: int = 65536) -> None:
+    """Write :func:`unit_rows`' vectors into ``out`` (any ``[n, dim]`` float32 array, e.g. an
+    ``np.lib.format.open_memmap``) block by block: the same values as ``unit_rows(n, dim, ...)``."""
+    n, dim = out.shape
     n_centres = max(1, n // 100) if n_centres is None else n_centres
     centres = np.random.default_rng(seed).standard_normal((n_centres, dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     rng = np.random.default_rng([seed, 1 if sample_seed is None else 2 + sample_seed])
-    out = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, block):
         e = min(s + block, n)
         x = rng.standard_normal((e - s, dim), dtype=np.float32) * np.float32(spread / np.sqrt(dim))
         x += centres[rng.integers(0, n_centres, size=e - s)]
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         out[s:e] = x
-    return out
 
 
 def random_walk_store(path: str | Path, n_chains: int, dim: int, min_len: int, max_len: int, seed: int = 0,
@@ -236,17 +244,61 @@ def median_time(fn: Callable[[], Any], rounds: int, warmup: int = 1) -> float:
 
 
 def rss_bytes() -> dict[str, int]:
-    """Current and peak resident set size of this process (Linux ``/proc``)."""
-    out = {"rss": -1, "peak_rss": -1}
+    """Current and peak resident set size of this process (Linux ``/proc``), in bytes.
+
+    ``rss`` = ``rss_anon`` (heap, arrays: what must fit in RAM) + ``rss_file``
+    (pages of mapped files such as a memory-mapped bank: page cache, which the
+    kernel can drop and re-read) + ``rss_shmem``.  ``peak_rss`` (VmHWM) counts
+    both kinds."""
+    out = {"rss": -1, "peak_rss": -1, "rss_anon": -1, "rss_file": -1}
+    keys = {"VmRSS:": "rss", "VmHWM:": "peak_rss", "RssAnon:": "rss_anon", "RssFile:": "rss_file"}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                out["rss"] = int(line.split()[1]) * 1024
-            elif line.startswith("VmHWM:"):
-                out["peak_rss"] = int(line.split()[1]) * 1024
+            key = keys.get(line.split(":", 1)[0] + ":")
+            if key:
+                out[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
     return out
+
+
+class RssSampler:
+    """Peak anonymous and file-backed RSS over a ``with`` block, sampled every ``interval`` s.
+
+    VmHWM (``peak_rss``) adds the pages of a memory-mapped bank to the heap;
+    only the anonymous part must fit in RAM, so the two peaks are tracked
+    apart by a background thread (FAISS, torch and numpy release the GIL in
+    their kernels).  A peak shorter than ``interval`` can be missed."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak_anon = self.peak_file = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        r = rss_bytes()
+        self.peak_anon = max(self.peak_anon, r["rss_anon"])
+        self.peak_file = max(self.peak_file, r["rss_file"])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "RssSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def info(self) -> dict[str, int]:
+        return {"peak_rss_anon_sampled": self.peak_anon, "peak_rss_file_sampled": self.peak_file}
 
 
 def reset_peak_rss() -> bool:

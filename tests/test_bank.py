@@ -174,3 +174,29 @@ def test_exact_duplicates_are_listed_by_position_whatever_the_sharding():
     assert np.array_equal(one_s, sh_s) and np.array_equal(one_i, sh_i)
     pairs = one_i.reshape(50, 4, 2)
     assert np.all(pairs[:, :, 1] == pairs[:, :, 0] + 2048)  # tied copies: lower position first
+
+
+def test_sharded_torch_and_fallback_ranks_equal_unsharded_with_contexts_across_shard_cuts():
+    import torch
+
+    from lvmbench.data.samples import make_samples
+    from lvmbench.evaluate.scoring import faiss_ranks, make_queries, torch_ranks
+
+    unit = _unit(5000, 16, 11)
+    offsets = np.arange(0, 5001, 250)  # chains of 250 straddle the 1,024-row shard cuts
+    chains = np.arange(20)
+    samples = make_samples(offsets, chains, 1)
+    samples = samples.subset(np.random.default_rng(0).choice(len(samples), 300, replace=False))
+    flat = build_pool(unit, offsets, chains, "full")
+    cut = build_pool(unit, offsets, chains, "full", shard_size=1024)
+    queries = make_queries(samples, flat, 40)
+    pred = unit[samples.target] + 2.0 * _unit(300, 16, 12)  # ranks spread over the pool
+    pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+    want = torch_ranks(torch.from_numpy(pred), torch.from_numpy(flat.vectors), queries)
+    got = torch_ranks(torch.from_numpy(pred), [(s, torch.from_numpy(v)) for s, v in cut.blocks()], queries)
+    assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1], rtol=0, atol=1e-6)
+    for depth in (1000, 3):  # depth 3 sends most queries to the exact count, shard by shard
+        a, b = faiss_ranks(flat, queries, pred, depth=depth), faiss_ranks(cut, queries, pred, depth=depth)
+        for key in ("rank", "rank_with_context", "ties", "retrieved"):
+            assert np.array_equal(getattr(a, key), getattr(b, key)), (depth, key)
+    assert faiss_ranks(cut, queries, pred, depth=3).exact_fallback > 100

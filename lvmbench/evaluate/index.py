@@ -255,5 +255,11 @@ def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
         else:
             best_s, best_i = faiss.merge_knn_results(np.stack([best_s, scores]), np.stack([best_i, ids]), keep_max=True)
     assert best_s is not None and best_i is not None
-    order = np.lexsort((best_i, -best_s), axis=-1)  # score descending, then position ascending
-    return np.take_along_axis(best_s, order, -1), np.take_along_axis(best_i, order, -1)
+    # FAISS returns scores descending; put each run of equal scores in ascending position order
+    # (only rows that have one: a full sort of every row would cost more than the search on small pools)
+    tied = np.flatnonzero((best_s[:, 1:] == best_s[:, :-1]).any(axis=1))
+    if len(tied):
+        s_t, i_t = best_s[tied], best_i[tied]
+        order = np.lexsort((i_t, -s_t), axis=-1)
+        best_s[tied], best_i[tied] = np.take_along_axis(s_t, order, -1), np.take_along_axis(i_t, order, -1)
+    return best_s, best_i

@@ -79,11 +79,6 @@ def predict_all(
     return torch.cat(out) if out else torch.empty(0, unit.shape[1])
 
 
-def _range_mask(lo: torch.Tensor, hi: torch.Tensor, size: int) -> torch.Tensor:
-    pos = torch.arange(size, device=lo.device)
-    return (pos[None, :] >= lo[:, None]) & (pos[None, :] < hi[:, None])
-
-
 PoolTensors = torch.Tensor | list[tuple[int, torch.Tensor]]
 
 
@@ -97,37 +92,42 @@ def torch_ranks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The training loop's ranks and each target's score gap to its nearest competitor.
 
-    A block of queries holds about 14 bytes per (query, candidate) pair (scores,
-    gaps, masks), so ``block`` shrinks for pools above 65,536 candidates to keep
-    that near 1 GB: a 1M pool would otherwise need ~14 GB per block of 1,024.
     ``pool_vectors`` is one tensor, or ``(first position, tensor)`` shards of a
-    sharded pool (see :func:`_sharded_torch_ranks`).
+    sharded pool.  Queries go in blocks of at most ``block``, fewer for pools
+    above 65,536 candidates so one block's score matrix stays near 256 MB
+    (~5 bytes per (query, candidate) pair in all): a 1M pool gets 67 queries
+    a block.
     """
-    if isinstance(pool_vectors, list):
-        if len(pool_vectors) > 1:
-            return _sharded_torch_ranks(pred, pool_vectors, queries, exclude, block)
-        pool_vectors = pool_vectors[0][1]
-    n, size = pred.shape[0], pool_vectors.shape[0]
-    block = max(1, min(block, (1 << 28) // max(size * 4, 1)))
-    ranks = np.empty(n, dtype=np.int64)
-    gaps = np.empty(n, dtype=np.float64)
-    dev = pool_vectors.device
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        scores = pred[s:e].to(dev) @ pool_vectors.T
-        tpos = torch.from_numpy(queries.target_pos[s:e]).to(dev)
-        ts = scores.gather(1, tpos[:, None])
+    shards = pool_vectors if isinstance(pool_vectors, list) else [(0, pool_vectors)]
+    n = pred.shape[0]
+    starts = np.array([s for s, _ in shards] + [shards[-1][0] + len(shards[-1][1])], dtype=np.int64)
+    dev = shards[0][1].device
+    pred = pred.to(dev)
+    tpos = torch.from_numpy(queries.target_pos).to(dev)
+    count = torch.zeros(n, dtype=torch.int64, device=dev)
+    gap = torch.full((n,), float("inf"), dtype=torch.float64, device=dev)
+
+    def visit(s: int, e: int, j: int, scores: torch.Tensor, ts_np: np.ndarray) -> None:
+        start, vecs = shards[j]
+        end = start + len(vecs)
+        d = scores.sub_(torch.from_numpy(ts_np).to(dev)[:, None])  # in place: the product is not reused
         if exclude:
-            masked = _range_mask(
-                torch.from_numpy(queries.excl_lo[s:e]).to(dev), torch.from_numpy(queries.excl_hi[s:e]).to(dev), size
-            )
-        else:
-            masked = torch.zeros_like(scores, dtype=torch.bool)
-        ranks[s:e] = (1 + ((scores > ts) & ~masked).sum(dim=1)).cpu().numpy()
-        diff = (scores - ts).abs().masked_fill(masked, float("inf"))
-        diff[torch.arange(e - s, device=dev), tpos] = float("inf")
-        gaps[s:e] = diff.min(dim=1).values.double().cpu().numpy() if size > 1 else np.inf
-    return ranks, gaps
+            # a query's excluded context is one contiguous range of pool positions; -inf there
+            # counts as neither greater nor near (a gather-free mask, no [block, pool] bool array)
+            lo = np.clip(queries.excl_lo[s:e] - start, 0, end - start)
+            hi = np.clip(queries.excl_hi[s:e] - start, 0, end - start)
+            for i in np.flatnonzero(hi > lo):
+                d[i, lo[i] : hi[i]] = float("-inf")
+        count[s:e] += (d > 0).sum(dim=1)
+        d = d.abs_()
+        t_b = tpos[s:e]
+        inside = ((t_b >= start) & (t_b < end)).nonzero().flatten()
+        d[inside, t_b[inside] - start] = float("inf")  # the target is not its own competitor
+        gap[s:e] = torch.minimum(gap[s:e], d.min(dim=1).values.double())
+
+    _by_shard(n, [len(t) for _, t in shards], starts, queries.target_pos, block,
+              lambda s, e, j: pred[s:e] @ shards[j][1].T, visit)
+    return (1 + count).cpu().numpy(), gap.cpu().numpy()
 
 
 def _block_rows(shard_rows: int, cap: int) -> int:
@@ -176,33 +176,6 @@ def _by_shard(
             if len(shard_rows) == 1:
                 ts[s:e] = gather(sc, np.arange(e - s), target_pos[s:e])
             visit(s, e, j, sc, ts[s:e])
-
-
-@torch.no_grad()
-def _sharded_torch_ranks(
-    pred: torch.Tensor, shards: list[tuple[int, torch.Tensor]], queries: Queries, exclude: bool, block: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`torch_ranks` over a pool held as shards: the same counts, shard by shard."""
-    n = pred.shape[0]
-    starts = np.array([s for s, _ in shards] + [shards[-1][0] + len(shards[-1][1])], dtype=np.int64)
-    dev = shards[0][1].device
-    pred = pred.to(dev)
-    tpos, lo, hi = (torch.from_numpy(a).to(dev) for a in (queries.target_pos, queries.excl_lo, queries.excl_hi))
-    count = torch.zeros(n, dtype=torch.int64, device=dev)
-    gap = torch.full((n,), float("inf"), dtype=torch.float64, device=dev)
-
-    def visit(s: int, e: int, j: int, scores: torch.Tensor, ts_np: np.ndarray) -> None:
-        start, vecs = shards[j]
-        ts = torch.from_numpy(ts_np).to(dev)[:, None]
-        pos = torch.arange(start, start + len(vecs), device=dev)[None, :]
-        masked = ((pos >= lo[s:e, None]) & (pos < hi[s:e, None])) if exclude else torch.zeros_like(scores, dtype=torch.bool)
-        count[s:e] += ((scores > ts) & ~masked).sum(dim=1)
-        diff = (scores - ts).abs().masked_fill(masked | (pos == tpos[s:e, None]), float("inf"))
-        gap[s:e] = torch.minimum(gap[s:e], diff.min(dim=1).values.double())
-
-    _by_shard(n, [len(t) for _, t in shards], starts, queries.target_pos, block,
-              lambda s, e, j: pred[s:e] @ shards[j][1].T, visit)
-    return (1 + count).cpu().numpy(), gap.cpu().numpy()
 
 
 @dataclass
@@ -280,12 +253,22 @@ def _exact_counts(
 
     def visit(s: int, e: int, j: int, scores: np.ndarray, ts: np.ndarray) -> None:
         start = int(pool.starts[j])
-        pos = np.arange(start, start + len(pool.shards[j]))[None, :]
-        excluded = (pos >= lo[s:e]) & (pos < hi[s:e])
+        end = start + len(pool.shards[j])
         above = scores > ts[:, None]
-        greater[s:e] += (above & ~excluded).sum(axis=1)
+        equal = scores == ts[:, None]
+        t_b = tpos[s:e]
+        inside = np.flatnonzero((t_b >= start) & (t_b < end))
+        equal[inside, t_b[inside] - start] = False  # the target does not tie with itself
         greater_ctx[s:e] += above.sum(axis=1)
-        tied[s:e] += ((scores == ts[:, None]) & ~excluded & (pos != tpos[s:e, None])).sum(axis=1)
+        lo_b, hi_b = lo[s:e, 0], hi[s:e, 0]
+        if bool(((lo_b < end) & (hi_b > start) & (hi_b > lo_b)).any()):
+            pos = np.arange(start, end)[None, :]
+            excluded = (pos >= lo_b[:, None]) & (pos < hi_b[:, None])
+            greater[s:e] += (above & ~excluded).sum(axis=1)
+            tied[s:e] += (equal & ~excluded).sum(axis=1)
+        else:
+            greater[s:e] += above.sum(axis=1)
+            tied[s:e] += equal.sum(axis=1)
 
     _by_shard(len(todo), [len(x) for x in pool.shards], pool.starts, tpos, 256,
               lambda s, e, j: p[s:e] @ pool.shards[j].T, visit)
