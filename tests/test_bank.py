@@ -200,3 +200,37 @@ def test_sharded_torch_and_fallback_ranks_equal_unsharded_with_contexts_across_s
         for key in ("rank", "rank_with_context", "ties", "retrieved"):
             assert np.array_equal(getattr(a, key), getattr(b, key)), (depth, key)
     assert faiss_ranks(cut, queries, pred, depth=3).exact_fallback > 100
+
+
+def test_duplicates_of_the_target_tie_exactly_in_a_blas_sized_batch():
+    """FAISS's BLAS product can score two equal vectors 1 ulp apart by their column; the per-pair
+    rescoring must make a duplicate of the target tie with it (never outrank it)."""
+    from lvmbench.evaluate.scoring import Queries, faiss_ranks
+    from lvmbench.data.samples import Samples
+
+    x = _unit(4000, 384, 13)
+    x[2000:2400] = x[0:400]  # 400 vectors twice, at other columns
+    pool = Pool("test", np.arange(4000), [x])
+    n = 800  # 800 x 384 queries: FAISS's BLAS kernel even by its own default threshold
+    target = np.arange(n) % 400
+    pred = x[target] + 0.3 * _unit(n, 384, 14)
+    pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+    none = np.zeros(n, dtype=np.int64)
+    samples = Samples(chain=none, target=target, start=target)
+    queries = Queries(samples, target, none, none, np.full((n, 1), -1))
+    fr = faiss_ranks(pool, queries, pred, depth=50)
+    assert np.all(fr.ties >= 1)  # every target's duplicate is counted as a tie, never as a better candidate
+    s, i = search(pool, pred, 50)
+    for row in range(n):
+        where = {int(c): j for j, c in enumerate(i[row])}
+        t = int(target[row])
+        if t in where and t + 2000 in where:
+            assert s[row][where[t]] == s[row][where[t + 2000]]
+            assert where[t] < where[t + 2000]  # equal scores: lower pool position first
+    # the premise: FAISS's raw BLAS scores do put some duplicate pairs 1 ulp apart on this data
+    from lvmbench.evaluate.index import _knn
+
+    raw_s, raw_i = _knn(np.ascontiguousarray(pred), x, 4000)
+    full = np.empty((n, 4000), dtype=np.float32)
+    full[np.arange(n)[:, None], raw_i] = raw_s
+    assert (full[:, 0:400] != full[:, 2000:2400]).any()

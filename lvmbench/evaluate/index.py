@@ -234,16 +234,45 @@ def _knn(queries: np.ndarray, shard: np.ndarray, k: int) -> tuple[np.ndarray, np
     return scores, ids
 
 
+RESCORE_TOL = 1e-5
+"""How far a BLAS score may sit from the per-pair score of the same pair (observed: a few ulps)."""
+
+
+def _rescore(pool: Pool, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each returned (query, candidate) pair's score from FAISS's per-pair kernel (``-inf`` for id -1).
+
+    A BLAS product's value for a pair can depend on the candidate's column in
+    the block: two exact-duplicate candidates measured 1 ulp apart, so a
+    duplicate of the target could outrank it.  ``fvec_inner_products_by_idx``
+    computes each pair on its own (what FAISS's per-query kernel computes), so
+    equal vectors score equally wherever they sit, in any batch, shard or
+    thread count.
+    """
+    out = np.full(ids.shape, -np.inf, dtype=np.float32)
+    for start, shard in pool.blocks():
+        local = np.where((ids >= start) & (ids < start + len(shard)), ids - start, -1).astype(np.int64)
+        if not (local >= 0).any():
+            continue
+        part = np.empty(ids.shape, dtype=np.float32)
+        base = np.ascontiguousarray(shard, dtype=np.float32)
+        local = np.ascontiguousarray(local)
+        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(part), faiss.swig_ptr(q), faiss.swig_ptr(base),
+                                         faiss.swig_ptr(local), q.shape[1], q.shape[0], ids.shape[1])
+        np.copyto(out, part, where=local >= 0)
+    return out
+
+
 def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over the whole pool: ``(scores [n, k], pool positions [n, k])``, best first.
 
-    Shards are the outer loop and each shard's top-k is merged into the
-    running one, so a shard is read once per 4,096 queries (FAISS's BLAS query
-    block), not once per caller block.  Equal scores are listed by ascending
-    pool position, whatever the sharding; only which of several exactly tied
-    candidates fills the k-th place can depend on it (ranks count strictly
-    greater scores, and a target tied at the k-th place goes to the exact
-    count, so no rank or tie count depends on it).
+    Candidates come from FAISS's BLAS kernel, shard by shard (shards are the
+    outer loop, each shard's top-k merged into the running one, so a shard is
+    read once per 4,096 queries, FAISS's BLAS query block); the returned scores
+    are then each pair's own (:func:`_rescore`), so they depend on nothing but
+    the two vectors.  Rows are ordered by that score, descending, equal scores
+    by ascending pool position.  A pair within :data:`RESCORE_TOL` of the k-th
+    place may be missing from the list; ``faiss_ranks`` sends a target that
+    close to the boundary to its exact count.
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     best_s = best_i = None
@@ -255,11 +284,11 @@ def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
         else:
             best_s, best_i = faiss.merge_knn_results(np.stack([best_s, scores]), np.stack([best_i, ids]), keep_max=True)
     assert best_s is not None and best_i is not None
-    # FAISS returns scores descending; put each run of equal scores in ascending position order
-    # (only rows that have one: a full sort of every row would cost more than the search on small pools)
-    tied = np.flatnonzero((best_s[:, 1:] == best_s[:, :-1]).any(axis=1))
-    if len(tied):
-        s_t, i_t = best_s[tied], best_i[tied]
+    best_s = _rescore(pool, q, best_i)
+    # re-sort only the rows that need it: not strictly descending after rescoring, or holding equal scores
+    unsorted = np.flatnonzero((best_s[:, 1:] >= best_s[:, :-1]).any(axis=1))
+    if len(unsorted):
+        s_t, i_t = best_s[unsorted], best_i[unsorted]
         order = np.lexsort((i_t, -s_t), axis=-1)
-        best_s[tied], best_i[tied] = np.take_along_axis(s_t, order, -1), np.take_along_axis(i_t, order, -1)
+        best_s[unsorted], best_i[unsorted] = np.take_along_axis(s_t, order, -1), np.take_along_axis(i_t, order, -1)
     return best_s, best_i

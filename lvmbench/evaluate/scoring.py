@@ -24,7 +24,7 @@ from torch import nn
 
 from lvmbench.data.samples import Samples, context_index, gather_batch
 from lvmbench.evaluate import metrics
-from lvmbench.evaluate.index import Pool, search
+from lvmbench.evaluate.index import RESCORE_TOL, Pool, search
 from lvmbench.models.predict import predict
 
 
@@ -223,8 +223,9 @@ def faiss_ranks(
             has = found.any(axis=1)
             col = found.argmax(axis=1)
             ts = scores[np.arange(e - s), col][:, None]
-            # complete = every candidate that could tie or beat the target was returned
-            complete = has & ((k == size) | (scores[:, -1] < ts[:, 0]))
+            # complete = every candidate that could tie or beat the target was returned (the list's
+            # last score is below the target's by more than a BLAS/per-pair rounding difference)
+            complete = has & ((k == size) | (scores[:, -1] < ts[:, 0] - RESCORE_TOL))
             greater = scores > ts
             rank[s:e] = 1 + (greater & ~excluded).sum(axis=1)
             rank_ctx[s:e] = 1 + greater.sum(axis=1)
