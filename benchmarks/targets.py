@@ -245,23 +245,24 @@ def target_flat(rounds: int, log: Callable[[str], None], sizes: list[tuple[int, 
 # --------------------------------------------------------------------------- 3. training-loop overhead
 
 
-class _Timers:
-    """Wraps the trainer's validation and file writes so their time can be taken out."""
+class _CallTimer:
+    """Wraps a module's functions to time and count their calls (the trainer's validation and
+    file writes, so their time can be taken out; the scorer's search and exact fallback)."""
 
-    names = ("validate", "save_checkpoint", "atomic_write_json")
+    def __init__(self, module: Any, names: tuple[str, ...]) -> None:
+        self.module, self.names = module, names
+        self.seconds = {k: 0.0 for k in names}
+        self.calls = {k: 0 for k in names}
+        self._orig = {k: getattr(module, k) for k in names}
 
-    def __init__(self) -> None:
-        self.seconds = {k: 0.0 for k in self.names}
-        self._orig = {k: getattr(loop, k) for k in self.names}
-
-    def __enter__(self) -> "_Timers":
+    def __enter__(self) -> "_CallTimer":
         for k in self.names:
-            setattr(loop, k, self._wrap(k, self._orig[k]))
+            setattr(self.module, k, self._wrap(k, self._orig[k]))
         return self
 
     def __exit__(self, *exc: Any) -> None:
         for k, fn in self._orig.items():
-            setattr(loop, k, fn)
+            setattr(self.module, k, fn)
 
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*a: Any, **kw: Any) -> Any:
@@ -270,7 +271,11 @@ class _Timers:
                 return fn(*a, **kw)
             finally:
                 self.seconds[name] += time.perf_counter() - t0
+                self.calls[name] += 1
         return wrapped
+
+
+TRAINER_CALLS = ("validate", "save_checkpoint", "atomic_write_json")
 
 
 def _trainer_setup(store, model_name: str, n_samples: int):
@@ -334,7 +339,7 @@ def train_case(model_name: str, store: ChainStore, n_samples: int, repeats: int)
 
     def trainer() -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         model.load_state_dict(init)
-        with _Timers() as tm:
+        with _CallTimer(loop, TRAINER_CALLS) as tm:
             t0 = time.perf_counter()
             train(model, data, recipe, run_dir, model_name, log=lambda _m: None)
             total = time.perf_counter() - t0
@@ -552,7 +557,7 @@ def trainer_bf16_case(model_name: str, store: ChainStore, n_samples: int, repeat
         for bf16 in ((False, True) if r % 2 == 0 else (True, False)):
             recipe.train.bf16_autocast = bf16
             model.load_state_dict(init)
-            with _Timers() as tm:
+            with _CallTimer(loop, TRAINER_CALLS) as tm:
                 t0 = time.perf_counter()
                 hist = train(model, data, recipe, run_dir, model_name, log=lambda _m: None)
                 total = time.perf_counter() - t0
@@ -677,33 +682,6 @@ def _bank_dataset(n_bank: int, dim: int, n_queries: int, noise: float = 2.0,
     return unit, offsets, chains, samples, np.ascontiguousarray(pred, dtype=np.float32)
 
 
-class _CallTimer:
-    """Wraps module-level functions of ``lvmbench.evaluate.scoring`` to time and count their calls."""
-
-    def __init__(self, module: Any, names: tuple[str, ...]) -> None:
-        self.module, self.names = module, names
-        self.seconds = {k: 0.0 for k in names}
-        self.calls = {k: 0 for k in names}
-        self._orig = {k: getattr(module, k) for k in names}
-
-    def __enter__(self) -> "_CallTimer":
-        for k in self.names:
-            setattr(self.module, k, self._wrap(k, self._orig[k]))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for k, fn in self._orig.items():
-            setattr(self.module, k, fn)
-
-    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(*a: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.seconds[name] += time.perf_counter() - t0
-                self.calls[name] += 1
-        return wrapped
 
 
 def _phase(fn: Callable[[], Any]) -> tuple[dict[str, Any], Any]:

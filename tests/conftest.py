@@ -33,3 +33,15 @@ def _isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def fast_recipe() -> Recipe:
     return apply_overrides(Recipe(), list(FAST))
+
+
+@pytest.fixture(scope="module")
+def restore_threads():
+    """configure_threads() sets process-wide thread counts; a module using it gives the rest of the suite its own back."""
+    import faiss
+    import torch
+
+    t, f = torch.get_num_threads(), faiss.omp_get_max_threads()
+    yield
+    torch.set_num_threads(t)
+    faiss.omp_set_num_threads(f)

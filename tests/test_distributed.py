@@ -42,10 +42,13 @@ DDP_SET = [
 ]
 LOSS_REL = 1e-5  # measured <= 1e-7 (see the module docstring)
 
-pytestmark = pytest.mark.skipif(
-    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-    reason="needs torch.distributed with gloo",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="needs torch.distributed with gloo",
+    ),
+    pytest.mark.usefixtures("restore_threads"),
+]
 
 
 def _args(store, out, extra=()):
@@ -63,14 +66,6 @@ def _torchrun(args, timeout=180):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_threads():
-    import faiss
-
-    t, f = torch.get_num_threads(), faiss.omp_get_max_threads()
-    yield
-    torch.set_num_threads(t)
-    faiss.omp_set_num_threads(f)
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 
-import faiss
 import numpy as np
 import pytest
 import torch
@@ -101,13 +100,7 @@ def _spawn(store, out):
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_threads():
-    """configure_threads() sets process-wide thread counts; give the rest of the suite its own back."""
-    t, f = torch.get_num_threads(), faiss.omp_get_max_threads()
-    yield
-    torch.set_num_threads(t)
-    faiss.omp_set_num_threads(f)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 @pytest.fixture(scope="module")
