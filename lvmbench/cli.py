@@ -222,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "vectors (or a chain-store directory), memory-mapped and checked block by block; a float32 bank "
                    "of unit vectors is searched in place, any other is normalised into memory block by block")
     e.add_argument("--shard-size", type=int, default=0, metavar="N",
-                   help="search the pool in shards of at most N vectors, merging their top-k lists "
-                   "(the same ranks as one flat index; default 0 = the dataset part and the bank one shard each)")
+                   help="search the pool in shards of at most N vectors (rounded up to FAISS's 1,024-row blocks), "
+                   "merging their top-k lists: the same scores and ranks as one flat index, bit for bit; "
+                   "default 0 = the dataset part and the bank one shard each")
     e.add_argument("--ann", choices=["ivfpq"],
                    help="also build a compressed FAISS IVF-PQ index over the pool and report its recall@10 against "
                    "exact search and its Hit@K under results.json 'ann' (the headline stays exact)")
