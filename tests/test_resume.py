@@ -226,7 +226,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     def scripted(values):
         it = iter(values)
 
-        def validate(model, d, r):
+        def validate(model, d, r, dist=None):
             v = next(it)
             if v is KeyboardInterrupt:
                 raise KeyboardInterrupt

@@ -53,7 +53,7 @@ def test_early_stopping_after_exactly_patience_bad_epochs(tmp_path, monkeypatch,
     from lvmbench.train.checkpoint import load_checkpoint
 
     script = iter([0.30, 0.50, 0.50, 0.45, 0.49, 0.99, 0.99])
-    monkeypatch.setattr(loop, "validate", lambda m, d, r: {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": next(script), "val_hit@10": 0.0})
+    monkeypatch.setattr(loop, "validate", lambda m, d, r, dist=None: {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": next(script), "val_hit@10": 0.0})
     recipe = fast_recipe
     prep = prepare(tiny_store, recipe)
     unit = torch.from_numpy(prep.unit)

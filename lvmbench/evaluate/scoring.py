@@ -41,6 +41,10 @@ class Queries:
     def __len__(self) -> int:
         return len(self.target_pos)
 
+    def subset(self, keep: np.ndarray) -> "Queries":
+        return Queries(self.samples.subset(keep), self.target_pos[keep], self.excl_lo[keep], self.excl_hi[keep],
+                       self.context_rows[keep])
+
     def candidates(self, exclude: bool, pool_size: int) -> np.ndarray:
         return pool_size - (self.excl_hi - self.excl_lo if exclude else 0)
 

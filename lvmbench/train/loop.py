@@ -39,7 +39,6 @@ from tqdm import tqdm
 from lvmbench.config import Recipe
 from lvmbench.errors import CheckpointError, LvmbenchError
 from lvmbench.data.samples import Samples, gather_batch
-from lvmbench.evaluate import metrics
 from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
 from lvmbench.io import atomic_write_json
 from lvmbench.models.predict import predict
@@ -119,37 +118,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, data: TrainData, recipe: Recipe) -> dict[str, float]:
-    """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool."""
-    cfg = recipe.train
-    pred = predict_all(model, data.unit, data.val, recipe.data.context_len, cfg.eval_batch)
-    target = data.unit[torch.from_numpy(data.val.target).to(data.unit.device)]
-    losses, weights = [], []
-    for s in range(0, len(pred), cfg.micro_batch):
-        loss, _ = consultant_loss(pred[s : s + cfg.micro_batch], target[s : s + cfg.micro_batch], cfg)
-        losses.append(loss.item())
-        weights.append(min(cfg.micro_batch, len(pred) - s))
-    ranks, _ = torch_ranks(pred, data.val_pool, data.val_queries, exclude=recipe.eval.exclude_context)
-    out = {"val_loss": float(np.average(losses, weights=weights))}
-    for k in recipe.eval.ks:
-        out[f"val_hit@{k}"] = metrics.hit_at_k(ranks, k)
-    out["val_mrr"] = metrics.mrr(ranks)
-    return out
+def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = distributed.SINGLE) -> dict[str, float]:
+    """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool.
 
-
-def _query_subset(q: Queries, keep: np.ndarray) -> Queries:
-    return Queries(q.samples.subset(keep), q.target_pos[keep], q.excl_lo[keep], q.excl_hi[keep], q.context_rows[keep])
-
-
-@torch.no_grad()
-def validate_sharded(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist) -> dict[str, float]:
-    """:func:`validate` with the val queries shared out: the same numbers up to float summation order.
-
-    Rank ``r`` takes the micro-batch-sized chunks ``r::world`` (the chunks the
-    single-process loss averages over), ranks them against the whole val pool,
-    and the loss x weight, hit counts and reciprocal-rank sums are all-reduced.
-    Rank 0's result is then broadcast, so every rank takes the same
-    early-stopping decision from bit-identical numbers.
+    Under torchrun the val queries are shared out: rank ``r`` takes the chunks
+    ``r::world`` (the chunks the loss averages over), ranks them against the
+    whole val pool, and the loss x weight, hit counts and reciprocal-rank sums
+    are all-reduced; rank 0's result is then broadcast, so every rank takes the
+    same early-stopping decision.  With one process the sums are those of
+    ``np.average`` / ``metrics.hit_at_k`` / ``metrics.mrr`` over every query.
     """
     cfg = recipe.train
     n, mb = len(data.val), cfg.micro_batch
@@ -158,16 +135,17 @@ def validate_sharded(model: nn.Module, data: TrainData, recipe: Recipe, dist: Di
     samples = data.val.subset(keep)
     pred = predict_all(model, data.unit, samples, recipe.data.context_len, cfg.eval_batch).to(data.unit.device)
     target = data.unit[torch.from_numpy(samples.target).to(data.unit.device)]
-    loss_sum, weight, pos = 0.0, 0, 0
+    losses, weights, pos = [], [], 0
     for s in chunks:
         w = min(mb, n - s)
         loss, _ = consultant_loss(pred[pos : pos + w], target[pos : pos + w], cfg)
-        loss_sum += loss.item() * w
-        weight += w
+        losses.append(loss.item())
+        weights.append(w)
         pos += w
-    ranks, _ = torch_ranks(pred, data.val_pool, _query_subset(data.val_queries, keep), exclude=recipe.eval.exclude_context)
+    ranks, _ = torch_ranks(pred, data.val_pool, data.val_queries.subset(keep), exclude=recipe.eval.exclude_context)
     ks = list(recipe.eval.ks)
-    local = [loss_sum, float(weight)] + [float((ranks <= k).sum()) for k in ks]
+    local = [float(np.multiply(losses, weights).sum()), float(sum(weights))]
+    local += [float((ranks <= k).sum()) for k in ks]
     local += [float((1.0 / ranks.astype(np.float64)).sum()), float(len(ranks))]
     tot = distributed.all_reduce_sum(local, dist).tolist()
     count = tot[-1]
@@ -378,7 +356,7 @@ def train(
                         f"{model_name}: ranks out of sync after epoch {epoch} (parameter fingerprints differ by "
                         f"{spread:.3g}); DistributedDataParallel should keep them bit-identical"
                     )
-            val = validate(model, data, recipe) if not dist.enabled else validate_sharded(model, data, recipe, dist)
+            val = validate(model, data, recipe, dist)
             row = {
                 "epoch": epoch,
                 "step": step,
