@@ -19,7 +19,7 @@ import numpy as np
 
 from lvmbench.errors import UsageError
 from lvmbench.evaluate.index import Pool
-from lvmbench.evaluate.scoring import FaissRanks, Queries
+from lvmbench.evaluate.scoring import FaissRanks, Queries, first_kept
 
 KINDS = ("ivfpq",)
 NPROBE = 16
@@ -72,8 +72,7 @@ def ann_report(
     _, ids = index.search(np.ascontiguousarray(pred, dtype=np.float32), k)
     search_s = time.perf_counter() - t0
     excluded = (ids >= queries.excl_lo[:, None]) & (ids < queries.excl_hi[:, None]) | (ids < 0)
-    first = np.argsort(excluded, axis=1, kind="stable")[:, :kmax]
-    top = np.where(np.take_along_axis(excluded, first, 1), -1, np.take_along_axis(ids, first, 1))
+    top = first_kept(ids, excluded, kmax)
     exact10, ann10 = exact.top[:, :10], top[:, :10]
     overlap = np.array([len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(ann10, exact10)])
     denom = np.maximum((exact10 >= 0).sum(axis=1), 1)

@@ -32,6 +32,7 @@ from typing import Iterator
 import faiss
 import numpy as np
 
+from lvmbench.data.gates import unit_vectors
 from lvmbench.errors import DataError, UsageError
 
 BANK_BLOCK = 65_536
@@ -91,7 +92,7 @@ class Pool:
             yield int(start), shard
 
     def shard_of(self, positions: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.starts, positions, side="right") - 1
+        return shard_index(self.starts, positions)
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
         """Pool positions of global rows; raises if any row is not in the pool."""
@@ -114,6 +115,11 @@ class Pool:
             for s in range(0, len(shard), BANK_BLOCK):
                 h.update(memoryview(np.ascontiguousarray(shard[s : s + BANK_BLOCK])).cast("B"))
         return h.hexdigest()
+
+
+def shard_index(starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Which shard holds each pool position, given the shards' first positions (and the end)."""
+    return np.searchsorted(starts, positions, side="right") - 1
 
 
 def shard_rows(shard_size: int) -> int:
@@ -205,10 +211,7 @@ def load_bank(path: str | Path, dim: int | None = None, log=print) -> Bank:
     else:
         log(f"bank {p}: {n:,} vectors are not float32 unit vectors; normalising into memory "
             f"({n * raw.shape[1] * 4 / 1e9:.2f} GB)")
-        vectors = np.empty(raw.shape, dtype=np.float32)
-        for s in range(0, n, BANK_BLOCK):
-            block = np.asarray(raw[s : s + BANK_BLOCK], dtype=np.float32)
-            vectors[s : s + BANK_BLOCK] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        vectors = unit_vectors(raw, block=BANK_BLOCK)
     return Bank(path=p, vectors=vectors, sha256=h.hexdigest(), mapped=normalised)
 
 

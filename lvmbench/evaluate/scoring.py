@@ -24,7 +24,7 @@ from torch import nn
 
 from lvmbench.data.samples import Samples, context_index, gather_batch
 from lvmbench.evaluate import metrics
-from lvmbench.evaluate.index import RESCORE_TOL, Pool, search
+from lvmbench.evaluate.index import RESCORE_TOL, Pool, search, shard_index
 from lvmbench.models.predict import predict
 
 
@@ -135,7 +135,7 @@ def torch_ranks(
 
 
 def _block_rows(shard_rows: int, cap: int) -> int:
-    """Queries per block so one block's score matrix against a shard stays near 1 GB."""
+    """Queries per block so one block's float32 score matrix against a shard stays near 256 MB."""
     return max(1, min(cap, (1 << 28) // max(shard_rows * 4, 1)))
 
 
@@ -155,7 +155,7 @@ def _by_shard(
     there are (a memory-mapped bank bigger than RAM is read from disk twice
     at most, not once per block).  One shard: one pass, as before sharding.
     """
-    shard = np.searchsorted(starts, target_pos, side="right") - 1
+    shard = shard_index(starts, target_pos)
 
     def gather(scores: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if isinstance(scores, torch.Tensor):
@@ -236,13 +236,18 @@ def faiss_ranks(
             ties[s:e] = ((scores == ts) & ~excluded & ~found).sum(axis=1)
             before = np.cumsum(~excluded, axis=1)  # 1-based position among non-excluded results
             retrieved[s:e] = np.where(has, before[np.arange(e - s), col], 0)
-            first = np.argsort(excluded, axis=1, kind="stable")[:, : top.shape[1]]  # non-excluded first, in order
-            top[s:e] = np.where(np.take_along_axis(excluded, first, 1), -1, np.take_along_axis(ids, first, 1))
+            top[s:e] = first_kept(ids, excluded, top.shape[1])
             pending.append(np.flatnonzero(~complete) + s)
     todo = np.concatenate(pending) if pending else np.empty(0, dtype=np.int64)
     if len(todo):
         _exact_counts(pool, queries, pred, todo, rank, rank_ctx, ties)
     return FaissRanks(rank, rank_ctx, retrieved, ties, int(len(todo)), k, top)
+
+
+def first_kept(ids: np.ndarray, excluded: np.ndarray, keep: int) -> np.ndarray:
+    """The first ``keep`` returned ids of each row that are not excluded, in their order (-1 pads)."""
+    first = np.argsort(excluded, axis=1, kind="stable")[:, :keep]  # non-excluded first, order kept
+    return np.where(np.take_along_axis(excluded, first, 1), -1, np.take_along_axis(ids, first, 1))
 
 
 def _exact_counts(
