@@ -1,6 +1,6 @@
 """lvmbench's own scoring and sample assembly, on stores written into tmp dirs.
 
-* scoring: ``pipeline.score_one`` (predict every test query + FAISS ranks +
+* scoring: ``evaluate.score.score_one`` (predict every test query + FAISS ranks +
   metrics) for memory_gru at the recipe's sizes, and its parts
   (``predict_all``, ``faiss_ranks``), on the synthetic corpus
   (``data.synth.write_synth``), plus ``score_model`` (model, six baselines and
@@ -29,7 +29,8 @@ from lvmbench.data.synth import write_synth
 from lvmbench.evaluate.index import Pool
 from lvmbench.evaluate.scoring import Queries, faiss_ranks, make_queries, predict_all
 from lvmbench.models import registry
-from lvmbench.pipeline import build_model, pool_for, score_model, score_one
+from lvmbench.evaluate.score import pool_for, score_model, score_one
+from lvmbench.models.build import build_model
 
 DIMS = [pytest.param(384, id="D384"), pytest.param(768, id="D768", marks=pytest.mark.bench_full)]
 SYNTH_CHAINS = 400  # ~11k vectors; the test split has ~1.1k queries and a pool of ~1.1k
@@ -88,7 +89,8 @@ def test_score_one(benchmark, scoring: Scoring, bench_threads: int) -> None:
     benchmark.group = "scoring (synth test split)"
     _info(benchmark, s, bench_threads)
     scored, _ = benchmark.pedantic(
-        score_one, args=("memory_gru", s.model, s.prep, s.recipe, s.unit_t, s.pool, s.queries), rounds=3, warmup_rounds=0
+        score_one, args=("memory_gru", s.model, s.prep, s.recipe, s.unit_t, s.pool, s.queries),
+        rounds=3, warmup_rounds=0,
     )
     assert scored.metrics["hit@5"] >= 0
     stats = stats_of(benchmark)

@@ -1,5 +1,5 @@
 import sys
 
-from lvmbench.cli import main
+from lvmbench.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,15 @@ class ModelConfig:
     """Architecture knobs; each family reads the ones it uses."""
 
     name: str = "memory_gru"
+    """A built-in family, an installed entry point ("lvmbench.models") or an import path ``pkg.module:NAME``."""
     hidden: int = 512
     layers: int = 4
     memory_slots: int = 512
     head_hidden: int = 2048
     dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for an outside model's constructor (``[model.options]``, ``--set model.options.K=V``);
+    the model validates them.  Built-in families take none: they read the fields above."""
 
 
 @dataclass
@@ -132,48 +137,92 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+def _coerce_list(value: Any, inner: Any, where: str) -> list[Any]:
+    """A TOML array, or a ``--set`` string like ``[1, 5, 10]`` / ``1,5,10``."""
+    if isinstance(value, str):
+        value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    return [_coerce(v.strip() if isinstance(v, str) else v, inner, where) for v in value]
+
+
+def _coerce_bool(value: Any, where: str) -> bool:
+    """A TOML boolean, or one of the usual spellings of true/false from ``--set``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ConfigError(f"{where}: expected true/false, got {value!r}")
+
+
+def _coerce_int(value: Any, where: str) -> int:
+    """A base-10 integer; booleans are refused although Python counts them as ints."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 10)
+    except ValueError:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+
+
+def _coerce_float(value: Any, where: str) -> float:
+    """A number; booleans are refused so ``lr = true`` is not read as 1.0."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def _coerce_str(value: Any, where: str) -> str:
+    """A string, taken as is (no conversion from other TOML types)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+_SCALAR_COERCERS: dict[type, Callable[[Any, str], Any]] = {
+    bool: _coerce_bool,
+    int: _coerce_int,
+    float: _coerce_float,
+    str: _coerce_str,
+}
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Convert ``value`` (from TOML or a ``--set`` string) to the field's type."""
-    origin = typing.get_origin(typ)
-    if origin is list:
+    if typing.get_origin(typ) is list:
         (inner,) = typing.get_args(typ)
-        if isinstance(value, str):
-            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v.strip() if isinstance(v, str) else v, inner, where) for v in value]
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on"}:
-            return True
-        if isinstance(value, str) and value.lower() in {"false", "0", "no", "off"}:
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value), 10)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if typ is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return _coerce_list(value, inner, where)
+    coerce = _SCALAR_COERCERS.get(typ)
+    if coerce is None:
+        raise ConfigError(f"{where}: unsupported field type {typ!r}")
+    return coerce(value, where)
+
+
+def _cli_literal(value: str) -> Any:
+    """A ``--set`` value for a free-form table: a TOML literal (256, 0.1, true, [1, 2]) or else the string."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
         return value
-    raise ConfigError(f"{where}: unsupported field type {typ!r}")
 
 
-def _set_path(recipe: Recipe, dotted: str, value: Any) -> None:
+def _set_option(table: dict[str, Any], keys: list[str], value: Any, dotted: str, from_cli: bool) -> None:
+    """Set ``keys`` (nested) in a free-form table such as ``model.options``; its owner validates it."""
+    for key in keys[:-1]:
+        table = table.setdefault(key, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"'{dotted}': '{key}' is a value, not a table")
+    table[keys[-1]] = _cli_literal(value) if from_cli and isinstance(value, str) else value
+
+
+def _set_path(recipe: Recipe, dotted: str, value: Any, from_cli: bool = False) -> None:
     parts = dotted.split(".")
     obj: Any = recipe
     for i, part in enumerate(parts):
@@ -182,6 +231,11 @@ def _set_path(recipe: Recipe, dotted: str, value: Any) -> None:
             known = ", ".join(sorted(hints))
             where = ".".join(parts[:i]) or "recipe"
             raise ConfigError(f"unknown setting '{dotted}': {where} has no '{part}' (known: {known})")
+        if typing.get_origin(hints[part]) is dict:
+            if i == len(parts) - 1:
+                raise ConfigError(f"'{dotted}' is a table; set one of its keys ({dotted}.KEY=VALUE)")
+            _set_option(getattr(obj, part), parts[i + 1:], value, dotted, from_cli)
+            return
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(hints[part]):
                 raise ConfigError(f"'{dotted}' is a section; set one of its keys instead")
@@ -209,7 +263,7 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
         if "=" not in item:
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
         key, value = item.split("=", 1)
-        _set_path(recipe, key.strip(), value.strip())
+        _set_path(recipe, key.strip(), value.strip(), from_cli=True)
     validate(recipe)
     return recipe
 
@@ -225,9 +279,30 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{p}: recipe file not found") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        try:
+            for key, value in _flatten(table):
+                _set_path(recipe, key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        named = any(o.split("=", 1)[0].strip() == "model.name" for o in overrides or [])
+        if ":" in recipe.model.name and not named:
+            raise ConfigError(f"{p}: model.name {recipe.model.name} is an import path; lvmbench never imports a "
+                              f"module path read from a file: pass --model {recipe.model.name} to confirm it")
+    return apply_overrides(recipe, overrides or [])
+
+
+def recipe_from_dict(table: Any, where: str | Path) -> Recipe:
+    """A recipe stored as data (recipe.json, a checkpoint's 'recipe'), checked like a TOML recipe."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: the stored recipe is not a table")
+    recipe = Recipe()
+    try:
         for key, value in _flatten(table):
             _set_path(recipe, key, value)
-    return apply_overrides(recipe, overrides or [])
+        validate(recipe)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return recipe
 
 
 def validate(recipe: Recipe) -> None:
@@ -250,7 +325,8 @@ def validate(recipe: Recipe) -> None:
         raise ConfigError("eval.ks must include 5: the recipe early-stops and gates on Hit@5")
     if e.exclude_len < 0 or (e.exclude_len and e.exclude_len < d.context_len):
         raise ConfigError(
-            f"eval.exclude_len must be 0 (= data.context_len) or >= data.context_len ({d.context_len}), got {e.exclude_len}"
+            f"eval.exclude_len must be 0 (= data.context_len) or >= data.context_len ({d.context_len}), "
+            f"got {e.exclude_len}"
         )
     if e.pool not in {"split", "full"}:
         raise ConfigError(f"eval.pool must be 'split' or 'full', got {e.pool!r}")

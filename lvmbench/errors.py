@@ -4,6 +4,8 @@
 means a run produced a number lvmbench cannot vouch for (exit 3).
 """
 
+import re
+
 
 class LvmbenchError(Exception):
     exit_code = 2
@@ -36,3 +38,20 @@ class IntegrityError(LvmbenchError):
     """Leakage between splits, or training-time and index retrieval disagree."""
 
     exit_code = 3
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type), colour codes removed, for one-line refusals."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+class Interrupted(LvmbenchError, KeyboardInterrupt):
+    """Ctrl-C: the run directory holds what a resume needs; the message says how to continue (exit 130).
+
+    It is a KeyboardInterrupt too, so a program (or a test runner) that calls
+    lvmbench in-process is interrupted as it expects; only the console script
+    turns it into a message and exit code 130.
+    """
+
+    exit_code = 130

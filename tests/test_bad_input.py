@@ -149,6 +149,18 @@ def _offsets_wrong_end(tmp, tiny):
     return _run(raw_store(tmp / "ds", v, o), tmp), "offsets must start at 0", tmp / "ds"
 
 
+def _offsets_decreasing(tmp, tiny):
+    v, o = chains(10, 8)
+    o[4] = 20  # below offsets[3] = 24
+    return _run(raw_store(tmp / "ds", v, o), tmp), "offsets[4] = 20 is below offsets[3] = 24 (chain 3)", tmp / "ds"
+
+
+def _unknown_toml_key(tmp, tiny):
+    toml = tmp / "recipe.toml"
+    toml.write_text("[train]\nlrr = 1\n")
+    return _run(tiny.path, tmp) + ["--recipe", str(toml)], "unknown setting 'train.lrr'", toml
+
+
 def _offsets_float(tmp, tiny):
     v, o = chains(10, 8)
     return _run(raw_store(tmp / "ds", v, o.astype(np.float64)), tmp), "offsets must be int64", tmp / "ds" / "offsets.npy"
@@ -253,7 +265,7 @@ def _resume_not_a_run(tmp, tiny):
 
 CASES = {f.__name__.lstrip("_"): f for f in [
     _nan, _inf, _zero_norm, _empty, _all_chains_too_short, _empty_split, _truncated_npy, _npy_header_cut,
-    _empty_npy_file, _hash_mismatch, _offsets_wrong_end, _offsets_float, _offsets_2d, _chain_ids_wrong_length,
+    _empty_npy_file, _hash_mismatch, _offsets_wrong_end, _offsets_decreasing, _unknown_toml_key, _offsets_float, _offsets_2d, _chain_ids_wrong_length,
     _manifest_files_not_a_table, _dim_mismatch_eval, _corrupt_pt, _truncated_pt, _bitflip_pt, _empty_pt, _unknown_model,
     _unknown_set_key, _wrong_type, _k_not_positive, _k_larger_than_pool, _k_larger_than_pool_eval,
     _gate_unknown_metric, _newer_schema, _resume_not_a_run,

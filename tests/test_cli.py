@@ -129,3 +129,55 @@ def test_data_info_reports_distributions_and_baseline_difficulty(tiny_store, cap
     assert main(["data", "info", str(tiny_store.path)]) == 0
     text = capsys.readouterr().out
     assert "difficulty on the test split" in text and "chance" in text
+
+
+def _subparsers(parser, prefix="lvmbench"):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix} {name}", sub
+                yield from _subparsers(sub, f"{prefix} {name}")
+
+
+def test_every_subcommand_has_a_description_and_the_exit_codes():
+    from lvmbench.cli import build_parser
+
+    lacking = [name for name, sub in _subparsers(build_parser())
+               if not sub.description or not sub.epilog or "exit codes" not in sub.epilog]
+    assert lacking == []
+
+
+def test_models_defaults_to_the_default_datasets_dimension(capsys):
+    assert main(["models"]) == 0
+    assert "params @ D=384" in capsys.readouterr().out
+
+
+def test_run_exits_0_on_a_failed_gate_and_says_why_in_help(tiny_store, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--model", "random", "--data", str(tiny_store.path), "--out", str(out),
+                 "--set", "eval.bootstrap=20"]) == 0
+    assert "gate: hit@5" in (printed := capsys.readouterr().out) and "-> FAIL" in printed
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "exits 0 whatever the verdict" in " ".join(capsys.readouterr().out.split())
+    assert main(["gate", str(out)]) == 1
+
+
+def test_compare_of_a_baseline_run_marks_the_runs_own_row(tiny_store, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--model", "copy_last", "--data", str(tiny_store.path), "--out", str(out),
+                 "--set", "eval.bootstrap=20"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("copy_last")]
+    assert len(rows) == 1 and "(baseline; the run's model)" in rows[0]
+
+
+def test_the_docs_stand_alone():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        assert "../shared" not in doc.read_text(encoding="utf-8"), f"{doc} points outside the repository"

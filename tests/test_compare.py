@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lvmbench.cli import main
-from lvmbench.compare import holm, leaderboard, load_run, win_tie_loss
+from lvmbench.evaluate.stats import holm, win_tie_loss
+from lvmbench.report.compare import leaderboard, load_run
 from lvmbench.evaluate.metrics import wilson_interval
 
 N = 20

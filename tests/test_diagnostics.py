@@ -6,8 +6,8 @@ import torch
 
 from lvmbench.config import apply_overrides, Recipe
 from lvmbench.data.prepare import prepare
-from lvmbench.diagnostics import OFFSETS, direction, references
-from lvmbench.report import render_table
+from lvmbench.evaluate.diagnostics import OFFSETS, direction, references
+from lvmbench.report.table import render_table
 
 from conftest import FAST
 
@@ -55,14 +55,16 @@ def test_oracle_and_copy_last_bracket_the_margin():
 
 
 def _score(store, overrides):
-    from lvmbench.pipeline import assemble, build_model, score_model
+    from lvmbench.evaluate.score import score_model
+    from lvmbench.models.build import build_model
+    from lvmbench.runs.artefacts import assemble, model_section
 
     recipe = apply_overrides(Recipe(), list(FAST) + ["model.name=gru", "data.context_len=5"] + overrides)
     prep = prepare(store, recipe)
     torch.manual_seed(0)
     model = build_model("gru", prep, recipe)  # untrained: the diagnostics do not care how good it is
     results, _ = score_model("gru", model, prep, recipe, torch.device("cpu"), "test", log=lambda m: None)
-    return assemble(results, "gru", model, prep, recipe, None, None, torch.device("cpu"))
+    return assemble(results, model_section("gru", model, recipe, None, None), prep, recipe, torch.device("cpu"))
 
 
 def test_results_record_direction_rows_whose_k0_is_mean_cos(tiny_store):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lvmbench.cli import main
-from lvmbench.plots import INSTALL_HINT, plot_curves, plot_leaderboard
+from lvmbench.report.plots import INSTALL_HINT, plot_curves, plot_leaderboard
 
 from conftest import FAST
 

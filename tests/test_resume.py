@@ -210,11 +210,12 @@ def test_same_seed_same_metrics_and_environment_recorded(reference, tiny_store, 
 
 def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp_path, monkeypatch):
     """A resume that reset the best metric would let a worse epoch overwrite the best checkpoint."""
-    import lvmbench.train.loop as loop
+    import lvmbench.train.trainer as loop
     from lvmbench.config import apply_overrides
     from lvmbench.data.prepare import prepare
     from lvmbench.evaluate.scoring import make_queries
-    from lvmbench.pipeline import build_model, pool_for
+    from lvmbench.evaluate.score import pool_for
+    from lvmbench.models.build import build_model
 
     recipe = apply_overrides(fast_recipe, ["train.max_epochs=10"])
     prep = prepare(tiny_store, recipe)
@@ -253,10 +254,11 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
 
 
 def test_interrupt_in_first_epoch_resumes_from_epoch_zero(tiny_store, fast_recipe, tmp_path, monkeypatch):
-    import lvmbench.train.loop as loop
+    import lvmbench.train.trainer as loop
     from lvmbench.data.prepare import prepare
     from lvmbench.evaluate.scoring import make_queries
-    from lvmbench.pipeline import build_model, pool_for
+    from lvmbench.evaluate.score import pool_for
+    from lvmbench.models.build import build_model
 
     prep = prepare(tiny_store, fast_recipe)
     pool = pool_for(prep, fast_recipe, "val")
@@ -279,7 +281,7 @@ def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):
     """The recipe model uses no randomness at dropout 0, so check the RNG round trip directly."""
     import random
 
-    from lvmbench.train.loop import rng_state, seed_everything, set_rng_state
+    from lvmbench.runtime import rng_state, seed_everything, set_rng_state
 
     seed_everything(123)
     random.random(), np.random.normal(), torch.randn(3)  # advance every stream

@@ -8,8 +8,8 @@ import pytest
 from lvmbench.cli import main
 from lvmbench.errors import IntegrityError, UsageError
 from lvmbench.models import registry
-from lvmbench.pipeline import parse_models
-from lvmbench.sweep import parse_contexts
+from lvmbench.runs.series import parse_models
+from lvmbench.runs.sweep import parse_contexts
 
 from conftest import FAST
 
@@ -62,7 +62,7 @@ def test_sweep_refuses_bad_contexts_and_a_clashing_override(tiny_store, tmp_path
 
 
 def test_sweep_fails_loudly_when_points_are_not_on_the_same_queries(tiny_store, tmp_path, monkeypatch):
-    import lvmbench.sweep as sw
+    import lvmbench.runs.sweep as sw
 
     real = sw._load_point
 
@@ -94,16 +94,16 @@ def test_parse_models_all_and_refusals():
 def test_multi_model_run_continues_past_a_failure_and_ends_with_the_leaderboard(
     tiny_store, tmp_path, capsys, monkeypatch
 ):
-    import lvmbench.pipeline as pl
+    import lvmbench.runs.single as pl
 
-    real = pl._train_and_score
+    real = pl.train_and_score
 
     def flaky(recipe, *args, **kwargs):
         if recipe.model.name == "amn":
             raise IntegrityError("planted failure for amn")
         return real(recipe, *args, **kwargs)
 
-    monkeypatch.setattr(pl, "_train_and_score", flaky)
+    monkeypatch.setattr(pl, "train_and_score", flaky)
     monkeypatch.chdir(tmp_path)  # default output: runs/<timestamp>-multi/<model>/
     rc = main(["run", "--model", "gru,amn,lstm", "--data", str(tiny_store.path)] + QUICK)
     assert rc == 3  # the failure's exit code, after the others finished
@@ -122,8 +122,9 @@ def test_multi_model_run_continues_past_a_failure_and_ends_with_the_leaderboard(
     assert "copy_last (baseline)" in captured.out and "McNemar" in captured.out
     assert "lstm" in (parent / "leaderboard.md").read_text()
     # both finished runs were scored on the same queries and pool (compare would refuse otherwise)
-    g, l = (json.loads((parent / n / "results.json").read_text()) for n in ("gru", "lstm"))
-    assert g["pool"]["sha256"] == l["pool"]["sha256"] and g["split"]["sha256"] == l["split"]["sha256"]
+    gru_res, lstm_res = (json.loads((parent / n / "results.json").read_text()) for n in ("gru", "lstm"))
+    assert gru_res["pool"]["sha256"] == lstm_res["pool"]["sha256"]
+    assert gru_res["split"]["sha256"] == lstm_res["split"]["sha256"]
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:  # the plot extra is optional

@@ -46,9 +46,10 @@ def test_schedule_warmup_then_cosine_to_floor():
 
 def test_early_stopping_after_exactly_patience_bad_epochs(tmp_path, monkeypatch, tiny_store, fast_recipe):
     """Scripted val Hit@5: best at epoch 2, then 3 non-improving epochs -> stop at 5."""
-    import lvmbench.train.loop as loop
+    import lvmbench.train.trainer as loop
     from lvmbench.data.prepare import prepare
-    from lvmbench.pipeline import build_model, pool_for
+    from lvmbench.evaluate.score import pool_for
+    from lvmbench.models.build import build_model
     from lvmbench.evaluate.scoring import make_queries
     from lvmbench.train.checkpoint import load_checkpoint
 

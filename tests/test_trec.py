@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lvmbench.cli import main
-from lvmbench.trec import QRELS, RUN, exclusion_ranges
+from lvmbench.report.trec import QRELS, RUN, exclusion_ranges
 
 from conftest import FAST
 
@@ -61,7 +61,7 @@ def test_eval_trec_over_the_whole_pool_equals_hit_at_k_and_mrr(trained_run, tiny
     with np.load(ev / "predictions.npz", allow_pickle=False) as z:
         ctx, tgt = z["context_ids"], z["target_ids"]
     docs = {}
-    for qid, q0, doc, rnk, score, tag in lines:
+    for qid, q0, doc, _rnk, _score, tag in lines:
         assert q0 == "Q0" and tag == "gru"
         docs.setdefault(qid, []).append(int(doc))
     for i in range(len(tgt)):

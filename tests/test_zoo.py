@@ -166,7 +166,7 @@ def test_data_baselines_refuse_to_build_without_training_pairs(name):
 
 def test_build_model_fills_the_training_pairs_from_the_train_split(tiny_store, fast_recipe):
     from lvmbench.data.prepare import prepare
-    from lvmbench.pipeline import build_model
+    from lvmbench.models.build import build_model
 
     prep = prepare(tiny_store, fast_recipe)
     train = prep.samples["train"]

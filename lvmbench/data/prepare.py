@@ -18,7 +18,7 @@ from lvmbench.config import Recipe
 from lvmbench.data import synth
 from lvmbench.data.gates import GateResult, apply_gates, row_hashes, unit_vectors
 from lvmbench.data.samples import Samples, make_samples, pair_coherence
-from lvmbench.data.split import Split, check_leakage, split_chains
+from lvmbench.data.split import Split, check_leakage, leakage_report, split_chains
 from lvmbench.data.store import ChainStore, load_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,14 +58,16 @@ class Prepared:
     report: dict[str, Any]
 
 
-def prepare(store: ChainStore, recipe: Recipe) -> Prepared:
+def prepare(store: ChainStore, recipe: Recipe, strict: bool = True) -> Prepared:
+    """Gates, split, leakage check and samples.  ``strict=False`` records leakage instead of refusing it
+    (``data info`` reports it in full, then exits 3)."""
     d = recipe.data
     unit = unit_vectors(store.vectors)
     hashes = row_hashes(store.vectors)
     gates = apply_gates(unit, store.offsets, hashes, d)
     split = split_chains(gates.kept, d, recipe.seed, where=str(store.path))
     chain_ids = store.chain_ids()
-    leakage = check_leakage(split, store.offsets, hashes, chain_ids)
+    leakage = (check_leakage if strict else leakage_report)(split, store.offsets, hashes, chain_ids)
     samples = {name: make_samples(store.offsets, idx, d.min_context) for name, idx in split.chains.items()}
     removed_pair = 0
     if d.pair_coherence_min > -1.0:
@@ -78,7 +80,11 @@ def prepare(store: ChainStore, recipe: Recipe) -> Prepared:
 
             raise DataError(f"{store.path}: the {name} split has no samples after the gates")
     report = {
-        "gates": {**gates.report, "pair_coherence_min": d.pair_coherence_min, "train_samples_removed_pair_coherence": removed_pair},
+        "gates": {
+            **gates.report,
+            "pair_coherence_min": d.pair_coherence_min,
+            "train_samples_removed_pair_coherence": removed_pair,
+        },
         "split": split.to_dict(store.offsets, chain_ids),
         "samples": {name: len(s) for name, s in samples.items()},
         "leakage": leakage,

@@ -65,27 +65,53 @@ def split_chains(kept: np.ndarray, cfg: DataConfig, seed: int, where: str = "dat
     return Split(chains=chains, seed=seed)
 
 
-def check_leakage(
+MAX_LISTED = 20
+"""Leaked vectors listed one by one in the report (all are counted)."""
+
+
+def leakage_report(
     split: Split, offsets: np.ndarray, hashes: list[bytes], chain_ids: list[str]
 ) -> dict[str, Any]:
-    """Fail if any vector of a val/test chain is bit-identical to a training vector."""
-    train_hashes = {hashes[r] for c in split.chains["train"] for r in range(offsets[c], offsets[c + 1])}
-    report: dict[str, Any] = {"checked_vectors": 0, "leaked_vectors": 0, "leaked_chains": {}}
+    """Which val/test vectors are bit-identical to a training vector: counts, chains, and the first rows."""
+    train_chains: dict[bytes, list[int]] = {}
+    for c in split.chains["train"]:
+        for r in range(offsets[c], offsets[c + 1]):
+            train_chains.setdefault(hashes[r], []).append(int(c))
+    report: dict[str, Any] = {"checked_vectors": 0, "leaked_vectors": 0, "leaked_chains": {}, "vectors": []}
     for name in ("val", "test"):
         for c in split.chains[name]:
             rows = range(offsets[c], offsets[c + 1])
             report["checked_vectors"] += len(rows)
-            leaked = [r for r in rows if hashes[r] in train_hashes]
-            if leaked:
-                report["leaked_vectors"] += len(leaked)
-                report["leaked_chains"][chain_ids[c]] = {"split": name, "vectors": len(leaked)}
+            leaked = [r for r in rows if hashes[r] in train_chains]
+            if not leaked:
+                continue
+            report["leaked_vectors"] += len(leaked)
+            report["leaked_chains"][chain_ids[c]] = {"split": name, "vectors": len(leaked)}
+            for r in leaked[: max(0, MAX_LISTED - len(report["vectors"]))]:
+                also = sorted(set(train_chains[hashes[r]]))
+                report["vectors"].append({"row": int(r), "chain": chain_ids[c], "split": name,
+                                          "position": int(r - offsets[c]),
+                                          "also_in_train": [chain_ids[t] for t in also[:3]],
+                                          "train_chains": len(also)})
     report["ok"] = report["leaked_vectors"] == 0
+    return report
+
+
+def leakage_message(report: dict[str, Any]) -> str:
+    names = ", ".join(list(report["leaked_chains"])[:5])
+    more = len(report["leaked_chains"]) - 5
+    return (
+        f"leakage: {report['leaked_vectors']} val/test vectors also occur in training chains, "
+        f"in {len(report['leaked_chains'])} chains ({names}{', …' if more > 0 else ''}); "
+        "deduplicate the dataset (`lvmbench data dedupe SRC --out NEW_DIR` writes a copy without them)"
+    )
+
+
+def check_leakage(
+    split: Split, offsets: np.ndarray, hashes: list[bytes], chain_ids: list[str]
+) -> dict[str, Any]:
+    """Fail if any vector of a val/test chain is bit-identical to a training vector."""
+    report = leakage_report(split, offsets, hashes, chain_ids)
     if not report["ok"]:
-        names = ", ".join(list(report["leaked_chains"])[:5])
-        more = len(report["leaked_chains"]) - 5
-        raise IntegrityError(
-            f"leakage: {report['leaked_vectors']} val/test vectors also occur in training chains, "
-            f"in {len(report['leaked_chains'])} chains ({names}{', …' if more > 0 else ''}); "
-            "deduplicate the dataset"
-        )
+        raise IntegrityError(leakage_message(report))
     return report

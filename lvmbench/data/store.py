@@ -145,11 +145,9 @@ def validate_arrays(vectors: np.ndarray, offsets: np.ndarray, where: str) -> Non
         raise DataError(f"{where}: offsets must be a 1-D int64 array of C+1 entries")
     if vectors.shape[0] == 0 or len(offsets) < 2:
         raise DataError(f"{where}: dataset is empty (no vectors or no chains)")
-    if offsets[0] != 0 or offsets[-1] != vectors.shape[0] or np.any(np.diff(offsets) < 0):
-        raise DataError(
-            f"{where}: offsets must start at 0, be non-decreasing and end at N={vectors.shape[0]} "
-            f"(got start {offsets[0]}, end {offsets[-1]})"
-        )
+    bad = _offsets_fault(offsets, vectors.shape[0])
+    if bad:
+        raise DataError(f"{where}: offsets must start at 0, be non-decreasing and end at N={vectors.shape[0]}: {bad}")
     # Blockwise so a memory-mapped store is not pulled into RAM at float32.
     block = 65536
     for start in range(0, vectors.shape[0], block):
@@ -165,11 +163,24 @@ def validate_arrays(vectors: np.ndarray, offsets: np.ndarray, where: str) -> Non
             raise DataError(f"{where}: vector {row} (chain {_chain_of(offsets, row)}) has zero norm")
 
 
+def _offsets_fault(offsets: np.ndarray, n: int) -> str | None:
+    """What is wrong with ``offsets`` and at which index, or None."""
+    if offsets[0] != 0:
+        return f"offsets[0] is {offsets[0]}"
+    steps = np.diff(offsets)
+    if np.any(steps < 0):
+        i = int(np.argmax(steps < 0)) + 1
+        return f"offsets[{i}] = {offsets[i]} is below offsets[{i - 1}] = {offsets[i - 1]} (chain {i - 1})"
+    if offsets[-1] != n:
+        return f"offsets[{len(offsets) - 1}] (the last) is {offsets[-1]}"
+    return None
+
+
 def _chain_of(offsets: np.ndarray, row: int) -> int:
     return int(np.searchsorted(offsets, row, side="right") - 1)
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     """Memory-map a numeric ``.npy``; refuse anything else with one line naming the file.
 
     The header is read first: without the NUMPY magic ``np.load`` would fall
@@ -210,10 +221,8 @@ def _load_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read .npy ({exc.strerror or exc})") from None
 
 
-def load_store(path: str | Path, verify: bool = True) -> ChainStore:
-    """Open a chain store, checking the manifest, hashes and array contents."""
-    path = Path(path)
-    mpath = path / MANIFEST
+def _read_manifest(path: Path, mpath: Path) -> dict[str, Any]:
+    """The store's manifest, refused unless it is a chain-store manifest of a format this version reads."""
     if not path.is_dir():
         raise DataError(f"{path}: dataset directory not found")
     if not mpath.is_file():
@@ -229,11 +238,21 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
             f"{mpath}: format version {manifest.get('format_version')} is newer than this lvmbench "
             f"understands ({FORMAT_VERSION}); upgrade lvmbench"
         )
+    return manifest
+
+
+def _manifest_tables(mpath: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's ``files`` and ``sha256`` tables, each required to be an object."""
     files = manifest.get("files", {})
     sha = manifest.get("sha256", {})
     for key, value in (("files", files), ("sha256", sha)):
         if not isinstance(value, dict):
             raise DataError(f"{mpath}: '{key}' must be an object mapping array names to values")
+    return files, sha
+
+
+def _array_paths(path: Path, mpath: Path, files: dict[str, Any]) -> dict[str, Path]:
+    """Resolve the array files, refusing entries that escape the dataset directory."""
     arrays = {}
     for key, default in (("vectors", VECTORS), ("offsets", OFFSETS)):
         name = str(files.get(key, default))
@@ -241,27 +260,53 @@ def load_store(path: str | Path, verify: bool = True) -> ChainStore:
         if path.resolve() not in fpath.parents:
             raise DataError(f"{mpath}: file entry {name!r} points outside the dataset directory")
         arrays[key] = fpath
-    if verify:
-        for key, fpath in arrays.items():
-            if not fpath.is_file():
-                raise DataError(f"{fpath}: file not found")
-            actual = sha256_file(fpath)
-            if actual != sha.get(key):
-                raise DataError(
-                    f"{fpath}: sha256 {actual[:12]}… does not match the manifest ({str(sha.get(key))[:12]}…)"
-                )
-    if verify and sha.get("dataset") != _combined(str(sha.get("vectors")), str(sha.get("offsets"))):
+    return arrays
+
+
+def _verify_hashes(mpath: Path, arrays: dict[str, Path], sha: dict[str, Any]) -> None:
+    """Each array file against its manifest hash, then the combined dataset hash against both."""
+    for key, fpath in arrays.items():
+        if not fpath.is_file():
+            raise DataError(f"{fpath}: file not found")
+        actual = sha256_file(fpath)
+        if actual != sha.get(key):
+            raise DataError(
+                f"{fpath}: sha256 {actual[:12]}… does not match the manifest ({str(sha.get(key))[:12]}…)"
+            )
+    if sha.get("dataset") != _combined(str(sha.get("vectors")), str(sha.get("offsets"))):
         raise DataError(f"{mpath}: sha256.dataset is missing or does not match the array hashes")
-    vectors = _load_npy(arrays["vectors"])
-    offsets = np.asarray(_load_npy(arrays["offsets"]))
+
+
+def _load_arrays(arrays: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map the vectors and read the offsets, which must be int64."""
+    vectors = load_npy(arrays["vectors"])
+    offsets = np.asarray(load_npy(arrays["offsets"]))
     if offsets.dtype != np.int64:
         raise DataError(f"{arrays['offsets']}: offsets must be int64, got {offsets.dtype}")
-    if verify:
-        validate_arrays(vectors, offsets, where=str(path))
+    return vectors, offsets
+
+
+def _check_manifest_matches(mpath: Path, manifest: dict[str, Any], vectors: np.ndarray, offsets: np.ndarray) -> None:
+    """The manifest's ``dim`` and ``chain_ids`` must describe the arrays actually loaded."""
     if "dim" in manifest and vectors.ndim == 2 and manifest["dim"] != vectors.shape[1]:
         raise DataError(f"{mpath}: manifest dim {manifest['dim']!r} but vectors have dim {vectors.shape[1]}")
     ids = manifest.get("chain_ids")
     if ids is not None and offsets.ndim == 1 and (not isinstance(ids, list) or len(ids) != len(offsets) - 1):
         n = len(ids) if isinstance(ids, list) else type(ids).__name__
         raise DataError(f"{mpath}: 'chain_ids' must list one id per chain ({n} for {len(offsets) - 1} chains)")
+
+
+def load_store(path: str | Path, verify: bool = True) -> ChainStore:
+    """Open a chain store, checking the manifest, hashes and array contents."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    manifest = _read_manifest(path, mpath)
+    files, sha = _manifest_tables(mpath, manifest)
+    arrays = _array_paths(path, mpath, files)
+    if verify:
+        _verify_hashes(mpath, arrays, sha)
+    vectors, offsets = _load_arrays(arrays)
+    if verify:
+        validate_arrays(vectors, offsets, where=str(path))
+    _check_manifest_matches(mpath, manifest, vectors, offsets)
     return ChainStore(path=path, vectors=vectors, offsets=offsets, manifest=manifest)

@@ -76,7 +76,9 @@ def ann_report(
     exact10, ann10 = exact.top[:, :10], top[:, :10]
     overlap = np.array([len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(ann10, exact10)])
     denom = np.maximum((exact10 >= 0).sum(axis=1), 1)
-    hit_pos = np.where(top == queries.target_pos[:, None], np.arange(1, top.shape[1] + 1), np.iinfo(np.int64).max).min(axis=1)
+    hit_pos = np.where(
+        top == queries.target_pos[:, None], np.arange(1, top.shape[1] + 1), np.iinfo(np.int64).max
+    ).min(axis=1)
     return {
         "index": spec,
         "nprobe": int(min(nprobe, nlist)),

@@ -33,7 +33,7 @@ import faiss
 import numpy as np
 
 from lvmbench.data.gates import unit_vectors
-from lvmbench.errors import DataError, UsageError
+from lvmbench.errors import DataError, UsageError, first_line
 
 BANK_BLOCK = 65_536
 """Rows per block when a bank is validated, normalised and copied in."""
@@ -166,7 +166,9 @@ def build_pool(
     shards = _split(vectors, shard_size)
     if bank is not None:
         if bank.vectors.shape[1] != vectors.shape[1]:
-            raise UsageError(f"{bank.path}: bank vectors have dim {bank.vectors.shape[1]}, the dataset {vectors.shape[1]}")
+            raise UsageError(
+                f"{bank.path}: bank vectors have dim {bank.vectors.shape[1]}, the dataset {vectors.shape[1]}"
+            )
         ids = np.concatenate([ids, len(unit) + np.arange(bank.size, dtype=np.int64)])
         shards += _split(bank.vectors, shard_size)
     return Pool(split=split, ids=ids, shards=shards, bank=bank)
@@ -188,7 +190,7 @@ def load_bank(path: str | Path, dim: int | None = None, log=print) -> Bank:
     try:
         raw = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise DataError(f"{p}: not a readable .npy array ({first_line(exc)})") from None
     if raw.ndim != 2 or raw.shape[0] == 0 or raw.dtype not in (np.float16, np.float32):
         raise DataError(f"{p}: a bank must be a non-empty [N, D] float16/float32 array, got {raw.dtype} {raw.shape}")
     if dim is not None and raw.shape[1] != dim:
@@ -282,10 +284,11 @@ def search(pool: Pool, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     read once per 4,096 queries, FAISS's BLAS query block); the returned scores
     are then each pair's own (:func:`_rescore`), so they depend on nothing but
     the two vectors.  Pools of at most :data:`PAIRWISE_POOL_MAX` vectors are
-    searched with the per-pair kernel itself, which gives the same scores.  Rows are ordered by that score, descending, equal scores
-    by ascending pool position.  A pair within :data:`RESCORE_TOL` of the k-th
-    place may be missing from the list; ``faiss_ranks`` sends a target that
-    close to the boundary to its exact count.
+    searched with the per-pair kernel itself, which gives the same scores.
+    Rows are ordered by that score, descending, equal scores by ascending pool
+    position.  A pair within :data:`RESCORE_TOL` of the k-th place may be
+    missing from the list; ``faiss_ranks`` sends a target that close to the
+    boundary to its exact count.
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     blas = pool.size > PAIRWISE_POOL_MAX  # by the pool's size, so the same for any sharding of it

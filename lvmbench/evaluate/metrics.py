@@ -15,7 +15,8 @@ Each query has exactly one relevant item (its true next vector), so:
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -65,7 +66,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (lo, hi)
 
 
-def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_mean_ci(
+    values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Seeded percentile bootstrap interval of a mean."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) == 0:
@@ -79,36 +82,95 @@ def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0
     return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
 
 
-def mcnemar_exact(hits_a: np.ndarray, hits_b: np.ndarray) -> float:
-    """Two-sided exact McNemar p-value (binomial on the discordant pairs)."""
-    a, b = np.asarray(hits_a, bool), np.asarray(hits_b, bool)
-    n01, n10 = int(np.sum(~a & b)), int(np.sum(a & ~b))
-    n = n01 + n10
-    if n == 0:
-        return 1.0
-    k = min(n01, n10)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
-    return float(min(1.0, 2.0 * tail))
+@dataclass(frozen=True)
+class Metric:
+    """One rank metric: how to compute it and how to read it.
+
+    ``value(ranks, candidates, k)`` is the metric over all queries;
+    ``per_query`` (when the metric is a mean of per-query values) gives those
+    values, which is what an interval is taken over: ``wilson`` for 0/1 values
+    (a proportion), ``bootstrap`` (seeded percentile) for any other mean.
+    ``rate``: a fraction in [0, 1] where higher is better, i.e. something a
+    deploy gate can hold against a threshold.
+    """
+
+    name: str
+    value: Callable[[np.ndarray, np.ndarray, int | None], float]
+    at_k: bool = False
+    per_query: Callable[[np.ndarray, int | None], np.ndarray] | None = None
+    interval: str | None = None
+    higher_is_better: bool = True
+    rate: bool = True
+    needs_candidates: bool = False
+    description: str = ""
+
+    def key(self, k: int | None = None) -> str:
+        return f"{self.name}@{k}" if self.at_k else self.name
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("hit", lambda r, c, k: hit_at_k(r, k), at_k=True, per_query=lambda r, k: r <= k, interval="wilson",
+               description="share of queries whose target ranks <= K (trec_eval success.K)"),
+        Metric("ndcg", lambda r, c, k: ndcg_at_k(r, k), at_k=True,
+               description="mean 1[rank <= K] / log2(rank + 1)"),
+        Metric("mrr", lambda r, c, k: mrr(r), per_query=lambda r, k: 1.0 / r.astype(np.float64),
+               interval="bootstrap", description="mean 1/rank over the whole pool (untruncated)"),
+        Metric("mean_percentile_rank", lambda r, c, k: mean_percentile_rank(r, c), needs_candidates=True,
+               description="mean 1 - (rank - 1)/(candidates - 1) ('contrastive accuracy')"),
+        Metric("median_rank", lambda r, c, k: float(np.median(r)) if len(r) else float("nan"),
+               higher_is_better=False, rate=False, description="median rank of the target"),
+    ]
+}
+"""The metric table: ``summarize``, the report, ``compare``, ``info``, ``sweep``
+and the gate all read it.  A new metric is one function plus one line here."""
+
+
+def parse_key(key: str) -> tuple[Metric, int | None]:
+    """``'hit@5'`` -> (the hit metric, 5); ``'mrr'`` -> (mrr, None).  KeyError for anything else."""
+    name, _, k = key.partition("@")
+    metric = METRICS[name]
+    if metric.at_k != bool(k) or (k and not k.isdigit()):
+        raise KeyError(key)
+    return metric, int(k) if k else None
+
+
+def value(key: str, ranks: np.ndarray, candidates: np.ndarray | None = None) -> float:
+    """One metric by its key (``hit@5``, ``mrr``...)."""
+    metric, k = parse_key(key)
+    return metric.value(np.asarray(ranks), candidates if candidates is not None else np.empty(0), k)
+
+
+def interval(key: str, ranks: np.ndarray, bootstrap: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """The metric's 95 % interval (Wilson or seeded bootstrap), or None when it has none."""
+    metric, k = parse_key(key)
+    ranks = np.asarray(ranks)
+    if metric.interval is None or metric.per_query is None:
+        return None
+    per_query = metric.per_query(ranks, k)
+    if metric.interval == "wilson":
+        return wilson_interval(int(np.sum(per_query)), len(ranks))
+    return bootstrap_mean_ci(per_query, bootstrap, seed)
+
+
+def keys(ks: list[int]) -> list[str]:
+    """Every metric key for these K, in table order."""
+    return [m.key(k) for m in METRICS.values() for k in (ks if m.at_k else [None])]
 
 
 def summarize(
     ranks: np.ndarray, candidates: np.ndarray, ks: list[int], bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """Every headline metric of one ranking, with intervals and chance rates."""
+    """Every metric of the table for one ranking, with intervals and chance rates."""
     ranks = np.asarray(ranks)
-    n = len(ranks)
-    out: dict[str, Any] = {"n_queries": n}
+    out: dict[str, Any] = {"n_queries": len(ranks)}
     ci: dict[str, Any] = {}
-    chance: dict[str, float] = {}
-    for k in ks:
-        out[f"hit@{k}"] = hit_at_k(ranks, k)
-        ci[f"hit@{k}"] = list(wilson_interval(int(np.sum(ranks <= k)), n))
-        chance[f"hit@{k}"] = chance_hit_at_k(k, candidates)
-        out[f"ndcg@{k}"] = ndcg_at_k(ranks, k)
-    out["mrr"] = mrr(ranks)
-    ci["mrr"] = list(bootstrap_mean_ci(1.0 / ranks.astype(np.float64), bootstrap, seed))
-    out["mean_percentile_rank"] = mean_percentile_rank(ranks, candidates)
-    out["median_rank"] = float(np.median(ranks)) if n else float("nan")
+    for key in keys(ks):
+        out[key] = value(key, ranks, candidates)
+        bounds = interval(key, ranks, bootstrap, seed)
+        if bounds is not None:
+            ci[key] = list(bounds)
     out["ci"] = ci
-    out["chance"] = chance
+    out["chance"] = {f"hit@{k}": chance_hit_at_k(k, candidates) for k in ks}
     return out

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 from lvmbench.models.predict import last_vector
 
 
@@ -29,9 +30,7 @@ class AMN(nn.Module):
         self.kv_norm = nn.LayerNorm(dim)
         self.key = nn.Linear(dim, h)
         self.value = nn.Linear(dim, h)
-        self.head = nn.Sequential(
-            nn.Linear(2 * h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(2 * h, cfg.head_hidden, dim, cfg.dropout)
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.to(context.device)

@@ -8,11 +8,18 @@ tell them apart from a trained model.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 
+from lvmbench.config import ModelConfig
+from lvmbench.errors import UsageError
 from lvmbench.models.predict import last_vector
+
+if TYPE_CHECKING:
+    from lvmbench.models.entry import Context
 
 
 class CopyLast(nn.Module):
@@ -154,3 +161,40 @@ class KNNSuccessor(nn.Module):
         _, nn_idx = self.index.search(np.ascontiguousarray(q), 1)
         out = self.unit[self.successor[nn_idx[:, 0]]]
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(device=context.device, dtype=context.dtype)
+
+
+# Factories for the registry: ``factory(dim, cfg, ctx)``, ctx = the training split's data.
+
+
+def _context_arrays(name: str, ctx: "Context") -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    if ctx.unit is None or ctx.train_pairs is None or len(ctx.train_pairs[0]) == 0:
+        raise UsageError(
+            f"{name} needs the training split's (x_{{t-1}}, x_t) pairs (registry.Context.unit/train_pairs)"
+        )
+    return ctx.unit, ctx.train_pairs
+
+
+def copy_last(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    return CopyLast()
+
+
+def mean_context(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    return MeanContext()
+
+
+def global_mean(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    if ctx.train_mean is None:
+        raise UsageError("global_mean needs the training split's mean vector")
+    return GlobalMean(ctx.train_mean)
+
+
+def random_vector(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    return RandomVector(dim, ctx.seed)
+
+
+def ridge(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    return Ridge(*_context_arrays("ridge", ctx))
+
+
+def knn_successor(dim: int, cfg: ModelConfig, ctx: "Context") -> nn.Module:
+    return KNNSuccessor(*_context_arrays("knn_successor", ctx))

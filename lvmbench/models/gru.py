@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 
 
 class ResidualGRU(nn.Module):
@@ -29,9 +30,7 @@ class ResidualGRU(nn.Module):
         self.grus = nn.ModuleList(nn.GRU(h, h, batch_first=True) for _ in range(cfg.layers))
         self.drop = nn.Dropout(cfg.dropout)
         self.out_norm = nn.LayerNorm(h)
-        self.head = nn.Sequential(
-            nn.Linear(h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(h, cfg.head_hidden, dim, cfg.dropout)
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(context, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 
 BLOCK = 10
 """Context vectors per local block (the recipe's T = 100 gives 10 blocks)."""
@@ -58,9 +59,7 @@ class HierarchicalGRU(nn.Module):
         # weights are trained by short contexts too (a zero state would give
         # them no gradient at all).
         self.h0 = nn.Parameter(torch.randn(global_layers, 1, h) * H0_INIT_STD)
-        self.head = nn.Sequential(
-            nn.Linear(h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(h, cfg.head_hidden, dim, cfg.dropout)
         with torch.no_grad():
             self.head[-1].weight.mul_(HEAD_INIT_SCALE)
             self.head[-1].bias.zero_()

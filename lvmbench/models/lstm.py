@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 
 
 class LSTMModel(nn.Module):
@@ -23,9 +24,7 @@ class LSTMModel(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.lstm = nn.LSTM(dim, h, num_layers=cfg.layers, batch_first=True,
                             dropout=cfg.dropout if cfg.layers > 1 else 0.0)
-        self.head = nn.Sequential(
-            nn.Linear(h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(h, cfg.head_hidden, dim, cfg.dropout)
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(self.norm(context), lengths.cpu(), batch_first=True, enforce_sorted=False)

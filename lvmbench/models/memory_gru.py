@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 
 
 class MemoryGRU(nn.Module):
@@ -26,15 +27,15 @@ class MemoryGRU(nn.Module):
         super().__init__()
         h = cfg.hidden
         self.norm = nn.LayerNorm(dim)
-        self.gru = nn.GRU(dim, h, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            dim, h, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
         # Slots live in the embedding space (dim D): a learned bank of prototypes.
         self.mem_keys = nn.Parameter(torch.randn(cfg.memory_slots, dim) / math.sqrt(dim))
         self.mem_values = nn.Parameter(torch.randn(cfg.memory_slots, dim) / math.sqrt(dim))
         self.query = nn.Linear(h, dim)
         self.fuse = nn.Sequential(nn.Linear(h + dim, h), nn.GELU(), nn.LayerNorm(h))
-        self.head = nn.Sequential(
-            nn.Linear(h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(h, cfg.head_hidden, dim, cfg.dropout)
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.norm(context)

@@ -1,117 +1,69 @@
-"""Every model and baseline by name, with one way to build it."""
+"""Every model and baseline by name, with one way to build it.
+
+Names resolve in this order: the built-in zoo and models registered in this
+process (``@lvmbench.register_model``), then ``package.module:NAME`` import
+paths, then entry points that installed packages declare in the
+``lvmbench.models`` group (:mod:`lvmbench.models.outside`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
-import numpy as np
 from torch import nn
 
 from lvmbench.config import ModelConfig
 from lvmbench.errors import UsageError
-from lvmbench.models import baselines
-from lvmbench.models.amn import AMN
-from lvmbench.models.gru import ResidualGRU
-from lvmbench.models.hierarchical_gru import HierarchicalGRU
-from lvmbench.models.lstm import LSTMModel
-from lvmbench.models.memory_gru import MemoryGRU
-from lvmbench.models.transformer import CausalTransformer
+from lvmbench.models import outside
+from lvmbench.models.entry import Context, Entry
+
+__all__ = ["BUILTINS", "REGISTRY", "Context", "Entry", "build", "get_entry", "n_params", "register_model",
+           "trained_models"]
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Context:
-    """What a builder may need beyond the dimension: training-split data.
+BUILTINS: list[Entry] = [
+    Entry("memory_gru", "model",
+          "LayerNorm -> 4-layer GRU(512) -> attention over learned memory slots -> fusion -> MLP head",
+          "lvmbench.models.memory_gru:MemoryGRU"),
+    Entry("hierarchical_gru", "model",
+          "local GRU over blocks of 10 vectors -> global GRU over block summaries -> MLP head -> delta",
+          "lvmbench.models.hierarchical_gru:HierarchicalGRU"),
+    Entry("gru", "model", "Linear -> stacked GRU(512) with pre-norm residual blocks -> MLP head",
+          "lvmbench.models.gru:ResidualGRU"),
+    Entry("lstm", "model", "LayerNorm -> 4-layer LSTM(512) -> MLP head", "lvmbench.models.lstm:LSTMModel"),
+    Entry("transformer", "model",
+          "causal pre-norm Transformer (512 wide, 8 heads, sinusoidal positions, any length) -> MLP head",
+          "lvmbench.models.transformer:CausalTransformer"),
+    Entry("amn", "model",
+          "mean of the context + MLP over an attention read of the context (attention mixture network)",
+          "lvmbench.models.amn:AMN"),
+    Entry("copy_last", "baseline", "the last context vector", "lvmbench.models.baselines:copy_last", data=True),
+    Entry("mean_context", "baseline", "mean of the context vectors", "lvmbench.models.baselines:mean_context",
+          data=True),
+    Entry("global_mean", "baseline", "mean vector of the training split", "lvmbench.models.baselines:global_mean",
+          data=True),
+    Entry("random", "baseline", "a seeded random direction", "lvmbench.models.baselines:random_vector", data=True),
+    Entry("ridge", "baseline", "closed-form ridge (lambda 1.0) from x_{t-1} to x_t on the training pairs",
+          "lvmbench.models.baselines:ridge", data=True),
+    Entry("knn_successor", "baseline", "successor of the nearest training vector (FAISS flat, exact)",
+          "lvmbench.models.baselines:knn_successor", data=True),
+]
+"""The built-in zoo.  A new family is one module plus one line here (docs/architecture.md)."""
 
-    ``unit`` is the float32 L2-normalised ``[N, D]`` array of every vector (a
-    reference, never copied); ``train_pairs`` is ``(prev_rows, next_rows)``,
-    int64 global rows of the training split's (x_{t-1}, x_t) pairs, both rows
-    in the same chain.  Only the no-gradient baselines read them.
-    """
-
-    train_mean: np.ndarray | None = None
-    seed: int = 0
-    unit: np.ndarray | None = None
-    train_pairs: tuple[np.ndarray, np.ndarray] | None = None
-
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    kind: str  # "model" (trained by the recipe) or "baseline" (no training)
-    description: str
-    build: Callable[[int, ModelConfig, Context], nn.Module]
-
-
-def _global_mean(dim: int, cfg: ModelConfig, ctx: Context) -> nn.Module:
-    if ctx.train_mean is None:
-        raise UsageError("global_mean needs the training split's mean vector")
-    return baselines.GlobalMean(ctx.train_mean)
-
-
-def _needs_pairs(name: str, ctx: Context) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    if ctx.unit is None or ctx.train_pairs is None or len(ctx.train_pairs[0]) == 0:
-        raise UsageError(f"{name} needs the training split's (x_{{t-1}}, x_t) pairs (registry.Context.unit/train_pairs)")
-    return ctx.unit, ctx.train_pairs
-
-
-def _ridge(dim: int, cfg: ModelConfig, ctx: Context) -> nn.Module:
-    return baselines.Ridge(*_needs_pairs("ridge", ctx))
-
-
-def _knn_successor(dim: int, cfg: ModelConfig, ctx: Context) -> nn.Module:
-    return baselines.KNNSuccessor(*_needs_pairs("knn_successor", ctx))
-
-
-REGISTRY: dict[str, Entry] = {
-    e.name: e
-    for e in [
-        Entry(
-            "memory_gru",
-            "model",
-            "LayerNorm -> 4-layer GRU(512) -> attention over learned memory slots -> fusion -> MLP head",
-            lambda dim, cfg, ctx: MemoryGRU(dim, cfg),
-        ),
-        Entry(
-            "hierarchical_gru",
-            "model",
-            "local GRU over blocks of 10 vectors -> global GRU over block summaries -> MLP head -> delta",
-            lambda dim, cfg, ctx: HierarchicalGRU(dim, cfg),
-        ),
-        Entry(
-            "gru",
-            "model",
-            "Linear -> stacked GRU(512) with pre-norm residual blocks -> MLP head",
-            lambda dim, cfg, ctx: ResidualGRU(dim, cfg),
-        ),
-        Entry("lstm", "model", "LayerNorm -> 4-layer LSTM(512) -> MLP head", lambda dim, cfg, ctx: LSTMModel(dim, cfg)),
-        Entry(
-            "transformer",
-            "model",
-            "causal pre-norm Transformer (512 wide, 8 heads, sinusoidal positions, any length) -> MLP head",
-            lambda dim, cfg, ctx: CausalTransformer(dim, cfg),
-        ),
-        Entry(
-            "amn",
-            "model",
-            "mean of the context + MLP over an attention read of the context (attention mixture network)",
-            lambda dim, cfg, ctx: AMN(dim, cfg),
-        ),
-        Entry("copy_last", "baseline", "the last context vector", lambda d, c, x: baselines.CopyLast()),
-        Entry("mean_context", "baseline", "mean of the context vectors", lambda d, c, x: baselines.MeanContext()),
-        Entry("global_mean", "baseline", "mean vector of the training split", _global_mean),
-        Entry("random", "baseline", "a seeded random direction", lambda d, c, x: baselines.RandomVector(d, x.seed)),
-        Entry("ridge", "baseline", "closed-form ridge (lambda 1.0) from x_{t-1} to x_t on the training pairs", _ridge),
-        Entry("knn_successor", "baseline", "successor of the nearest training vector (FAISS flat, exact)",
-              _knn_successor),
-    ]
-}
+REGISTRY: dict[str, Entry] = {e.name: e for e in BUILTINS}
 
 
 def get_entry(name: str) -> Entry:
-    if name not in REGISTRY:
-        raise UsageError(f"unknown model '{name}' (known: {', '.join(REGISTRY)})")
-    return REGISTRY[name]
+    """The entry for a name: built-in or registered, an import path, or an installed entry point."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    entry = outside.resolve(name)
+    if entry is None:
+        raise UsageError(f"unknown model '{name}' (known: {', '.join(REGISTRY)}; or an import path "
+                         "package.module:NAME, or an installed package's 'lvmbench.models' entry point)")
+    return entry
 
 
 def build(name: str, dim: int, cfg: ModelConfig, ctx: Context | None = None) -> nn.Module:
@@ -123,8 +75,24 @@ def n_params(model: nn.Module) -> int:
 
 
 def trained_models() -> list[str]:
-    return [n for n, e in REGISTRY.items() if e.kind == "model"]
+    """The built-in families (``--model all``)."""
+    return [e.name for e in BUILTINS if e.kind == "model"]
 
 
 def baseline_names() -> list[str]:
     return [n for n, e in REGISTRY.items() if e.kind == "baseline"]
+
+
+def register_model(name: str, *, kind: str = "model", description: str = "") -> Callable[[T], T]:
+    """Decorator: make a class or factory available as ``--model NAME`` in this process.
+
+    ``NAME(dim, **model.options)`` must build a module that meets
+    :mod:`lvmbench.models.protocol`; ``kind="baseline"`` scores it without training.
+    """
+    def register(factory: T) -> T:
+        if name in {e.name for e in BUILTINS}:
+            raise UsageError(f"register_model: '{name}' is a built-in model; choose another name")
+        REGISTRY[name] = outside.make_entry(name, factory, kind, description, source="registered")
+        return factory
+
+    return register

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvmbench.config import ModelConfig
+from lvmbench.models.heads import mlp_head
 
 HEADS = 8
 FFN_MULT = 4
@@ -76,9 +77,7 @@ class CausalTransformer(nn.Module):
         self.inp = nn.Linear(dim, h)
         self.blocks = nn.ModuleList(Block(h, heads, cfg.dropout) for _ in range(cfg.layers))
         self.out_norm = nn.LayerNorm(h)
-        self.head = nn.Sequential(
-            nn.Linear(h, cfg.head_hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.head_hidden, dim)
-        )
+        self.head = mlp_head(h, cfg.head_hidden, dim, cfg.dropout)
 
     def forward(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         b, t, _ = context.shape

@@ -8,7 +8,6 @@ anything here.  Writes go to a temp file that is renamed into place.
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -16,8 +15,14 @@ from typing import Any
 
 import torch
 
-from lvmbench.errors import CheckpointError
+from lvmbench.errors import CheckpointError, first_line
 from lvmbench.io import atomic_write
+
+BEST = "best_val_hit5.pt"
+"""The best epoch by val Hit@5: what a run scores."""
+LAST = "last.pt"
+"""The latest completed epoch with optimiser, scheduler, early-stopping and RNG state: what a resume reads."""
+HISTORY = "training_history.json"
 
 FORMAT = "lvmbench-checkpoint"
 FORMAT_VERSION = 1
@@ -29,8 +34,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    line = first_line(exc)
     return line.split(". ")[0] if len(line) > 120 else line  # torch's advice after the first sentence is noise
 
 
@@ -43,8 +47,8 @@ def _refusal_detail(exc: BaseException) -> str:
     return rest[0].split(" was not an allowed global")[0] if rest else _first_line(exc)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
+def _check_archive(path: Path) -> None:
+    """Refuse a missing, non-zip, truncated or bit-flipped file before torch parses it."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     # lvmbench writes only torch's zip format; anything else (an empty or cut-off
@@ -66,8 +70,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
     if bad is not None:
         raise CheckpointError(f"{path}: corrupt checkpoint (member {bad} fails its CRC check)")
+
+
+def _load_weights_only(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)``, its refusals and parse errors mapped to one-line CheckpointErrors."""
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
             raise CheckpointError(
@@ -77,6 +85,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: corrupt checkpoint ({_refusal_detail(exc)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
+
+
+def _check_contents(path: Path, ckpt: Any) -> None:
+    """The loaded object must be an lvmbench checkpoint of a readable version with every required key."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lvmbench checkpoint")
     version = ckpt.get("format_version", 0)
@@ -89,4 +101,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for key in ("model", "dim", "state_dict", "recipe"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, refusing anything that could run code."""
+    path = Path(path)
+    _check_archive(path)
+    ckpt = _load_weights_only(path, map_location)
+    _check_contents(path, ckpt)
     return ckpt

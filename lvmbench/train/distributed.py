@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from lvmbench.errors import LvmbenchError, UsageError, error_line
+from lvmbench.runtime import resolve_device
 
 T = TypeVar("T")
 
@@ -87,8 +88,6 @@ def init_from_env(device_name: str) -> tuple[Dist, torch.device]:
     Under torchrun with CUDA each process uses ``cuda:LOCAL_RANK``.
     """
     global _current
-    from lvmbench.train.loop import resolve_device
-
     dist = from_env()
     device = resolve_device(device_name)
     if not dist.enabled:

@@ -24,7 +24,9 @@ def loss_terms(pred: torch.Tensor, target: torch.Tensor, tau: float) -> dict[str
     return {"mse": mse, "cos": cos, "infonce": infonce}
 
 
-def consultant_loss(pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def consultant_loss(
+    pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
     terms = loss_terms(pred, target, cfg.tau)
     total = cfg.mse_weight * terms["mse"] + cfg.cos_weight * terms["cos"] + cfg.infonce_weight * terms["infonce"]
     return total, {k: float(v.detach()) for k, v in terms.items()}

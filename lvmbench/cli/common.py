@@ -1,0 +1,43 @@
+"""What several subcommands share: the exit-code note, logging, and the recipe flags."""
+
+from __future__ import annotations
+
+import argparse
+
+from lvmbench.config import Recipe, load_recipe
+
+EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input, 3 integrity failure
+(leakage or train/index Hit@K disagreement), 130 interrupted."""
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", metavar="TOML", help="a recipe TOML file overriding the consultant defaults")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one recipe value, e.g. --set train.lr=3e-4 --set data.context_len=20 (repeatable)",
+    )
+    p.add_argument("--seed", type=int, help="shorthand for --set seed=N")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set train.device=...")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The default recipe, then --recipe, then --set / --seed / --device / --model."""
+    overrides = list(args.overrides)
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    if getattr(args, "device", None):
+        overrides.append(f"train.device={args.device}")
+    if getattr(args, "model", None):
+        overrides.append(f"model.name={args.model}")
+    return load_recipe(args.recipe, overrides)
+
+
+def same_command(args: argparse.Namespace) -> str:
+    """The command line that started this command, to print as the way to continue or retry it."""
+    import shlex
+
+    return shlex.join(["lvmbench", *getattr(args, "argv", [])])

@@ -1,0 +1,107 @@
+"""``lvmbench gate``, ``compare`` and ``models``: reading results and the zoo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lvmbench.cli.common import EPILOG
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from lvmbench.report.gate import gate_line, gate_verdict, verify
+    from lvmbench.report.results import load_results
+
+    results = load_results(args.results)
+    verdict = gate_verdict(results, args.metric, args.min, args.on, where=str(args.results))
+    verdict["check"] = verify(results, args.results, args.metric, args.on, args.require_predictions)
+    print(gate_line(verdict))
+    return 0 if verdict["passed"] else 1
+
+
+GATE_DESCRIPTION = (
+    "Hold one rate metric of a run's results.json against a threshold: exit 0 when it passes, 1 when it fails. "
+    "Only rates where higher is better are accepted (hit@K, ndcg@K, mrr), and thresholds are fractions in [0, 1] "
+    "(55 %% is --min 0.55). The gate does not take the file's word for it: the recorded value must agree with "
+    "its own interval and query count, and when predictions.npz sits beside results.json (every run and eval "
+    "writes it there) the metric is recomputed from the per-query ranks in it; any disagreement is an integrity "
+    "failure (exit 3). A results.json moved without its predictions.npz can only be checked against itself: the "
+    "verdict line says so, and --require-predictions refuses it instead."
+)
+
+
+def add_gate(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("gate", help="exit 0 if a run passes the deploy gate, 1 if not (the number is re-checked)",
+                       description=GATE_DESCRIPTION, epilog=EPILOG)
+    g.add_argument("results", help="results.json (or the run directory holding it)")
+    g.add_argument("--metric", default="hit@5", help="a rate in results.json 'metrics': hit@K, ndcg@K or mrr "
+                   "(default hit@5)")
+    g.add_argument("--min", type=float, default=0.55, help="threshold as a fraction in [0, 1] (default 0.55)")
+    g.add_argument("--on", choices=["value", "ci_low"], default="value",
+                   help="gate the point estimate or the lower bound of its 95%% interval (default value)")
+    g.add_argument("--require-predictions", action="store_true",
+                   help="refuse (exit 2) a results.json without predictions.npz beside it, instead of gating "
+                   "the unverified number")
+    g.set_defaults(func=cmd_gate)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from lvmbench.config import ModelConfig
+    from lvmbench.models import outside, registry
+
+    rows = []
+    for name, entry in registry.REGISTRY.items():
+        trained = entry.kind == "model" and not entry.outside
+        params = f"{registry.n_params(registry.build(name, args.dim, ModelConfig())):,}" if trained else (
+            "0" if entry.kind == "baseline" and not entry.outside else "—")
+        kind = entry.kind + ("" if entry.source == "builtin" else f" ({entry.source})")
+        rows.append([name, kind, params, entry.description])
+    for ep in outside.entry_points():  # listed, not imported: a package's code runs only when --model names it
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
+        rows.append([ep.name, "entry point", "—", f"{ep.value} (package {dist})"])
+    print(tabulate(rows, headers=["name", "kind", f"params @ D={args.dim}", "description"]))
+    print("\nAlso accepted: an import path package.module:NAME (see README 'Evaluate your own model').")
+    return 0
+
+
+def add_models(sub: argparse._SubParsersAction) -> None:
+    m = sub.add_parser("models", help="list models and baselines with parameter counts", epilog=EPILOG,
+                       description="List every model family (trained by the recipe) and baseline (no training) "
+                       "that --model accepts, with its trainable parameters at the recipe's model settings and "
+                       "embedding dimension --dim.")
+    m.add_argument("--dim", type=int, default=384, help="embedding dimension for the parameter counts (default 384, "
+                   "the default dataset's all-MiniLM-L6-v2 vectors; 768 for e.g. all-mpnet-base-v2)")
+    m.set_defaults(func=cmd_models)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lvmbench.report.compare import compare
+
+    print(compare(args.runs, args.metric, args.format, args.force, warn=lambda m: print(m, file=sys.stderr),
+                  plot=args.plot))
+    return 0
+
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser(
+        "compare", help="leaderboard of several runs and their baselines on the same queries, with paired tests",
+        description="Rank the models of RUN_DIRs and the first run's baselines by their per-query ranks "
+        "(predictions.npz): Hit@K (the recipe's eval.ks) with Wilson intervals, MRR with a bootstrap interval, lift "
+        "over the best baseline, exact McNemar on Hit@5 vs that baseline (Holm-corrected across models) and "
+        "per-query win/tie/loss.  Refuses runs whose dataset, split or pool sha256 differ (unless --force) and runs "
+        "scored on different queries.",
+        epilog=EPILOG,
+    )
+    c.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories holding results.json and predictions.npz")
+    c.add_argument("--metric", default="hit@5", type=str.lower,
+                   help="sort rows and pick the best baseline by this metric: hit@K for a K of the runs' eval.ks, "
+                   "or mrr (default hit@5)")
+    c.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    c.add_argument("--force", action="store_true", help="compare runs whose dataset/split/pool hashes differ")
+    c.add_argument("--plot", metavar="PATH", help="also draw the leaderboard (Hit@5 with Wilson interval bars, "
+                   "baselines grey) to this PNG; needs matplotlib (pip install -e \".[plot]\"), "
+                   "skipped with a note without it")
+    c.set_defaults(func=cmd_compare)

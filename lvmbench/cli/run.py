@@ -1,0 +1,138 @@
+"""``lvmbench run`` and ``lvmbench sweep``: the commands that train."""
+
+from __future__ import annotations
+
+import argparse
+
+from lvmbench.cli.common import EPILOG, add_recipe_args, log, recipe_from_args
+from lvmbench.errors import UsageError
+
+RUN_DESCRIPTION = (
+    "Train MODEL through the consultant recipe (early stopping on val Hit@5), then score the "
+    "best checkpoint and every baseline on the held-out test split against a FAISS IndexFlatIP pool. "
+    "Writes best_val_hit5.pt, last.pt, training_history.json, results.json, predictions.npz, report.md, "
+    "split.json, data_report.json, recipe.json and curves.png (with matplotlib) into the run directory. Every file "
+    "is written to a temporary file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume "
+    "command and exits 130. Launched as `torchrun --standalone --nproc-per-node N -m lvmbench run --model M ...` it "
+    "trains one model with DistributedDataParallel on N processes (gloo on CPU, nccl on CUDA) with the recipe's "
+    "effective batch (train.accum_steps, the global micro-batches per step, must be a multiple of N); rank 0 writes "
+    "and scores. The last line printed is the deploy gate's verdict on the recipe's gate (hit@5 >= 0.55 by "
+    "default), but a run that finishes exits 0 whatever the verdict: it produced a measurement, and gating is "
+    "a separate decision (`lvmbench gate RUN_DIR`, exit 1 on FAIL), so a series or a CI step can gate each run "
+    "with its own threshold."
+)
+
+
+def _refuse_with_resume(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    """--resume continues with what the directory recorded: recipe flags would contradict it."""
+    clash = [f"--{f.replace('_', '-')}" if f != "overrides" else "--set" for f in flags
+             if getattr(args, f, None) not in (None, False, [])]
+    if clash:
+        raise UsageError(f"--resume continues {args.resume} with its own recorded recipe; drop {', '.join(clash)}")
+
+
+def resume(args: argparse.Namespace) -> int:
+    """``run --resume`` / ``sweep --resume``: a single run, or a whole series (series.json)."""
+    from pathlib import Path
+
+    from lvmbench.runs.series import PLAN
+
+    plan = Path(args.resume) / PLAN
+    models = [m.strip() for m in args.model.split(",") if m.strip()] if args.model else None
+    if plan.is_file():
+        from lvmbench.io import read_json
+
+        if read_json(plan, UsageError).get("kind") == "sweep":
+            from lvmbench.runs.sweep import resume_sweep
+
+            return resume_sweep(args.resume, args.data, log=log, models=models)[2]
+        from lvmbench.runs.series import resume_many, series_exit_code
+
+        return series_exit_code(resume_many(args.resume, args.data, log=log, models=models)[1])
+    from lvmbench.runs.resume import resume_run
+
+    resume_run(args.resume, args.data, log=log, model=args.model)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device"))
+        return resume(args)
+    from lvmbench.runs.series import is_multi, parse_models, run_many, series_exit_code
+    from lvmbench.runs.single import run
+
+    if is_multi(args.model):
+        models = parse_models(args.model)
+        args.model = None
+        _, outcomes = run_many(recipe_from_args(args), models, args.data, args.out, overwrite=args.overwrite, log=log)
+        return series_exit_code(outcomes)
+    run(recipe_from_args(args), args.data, args.out, overwrite=args.overwrite, log=log)
+    return 0
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "run", help="train a model through the recipe, score it and the baselines on the test split",
+        description=RUN_DESCRIPTION, epilog=EPILOG,
+    )
+    r.add_argument("--model", help="model or baseline: a built-in name (see `lvmbench models`), an installed "
+                   "package's 'lvmbench.models' entry point, or an import path package.module:NAME; default "
+                   "memory_gru. With --resume it only confirms the import path(s) the run recorded. "
+                   "Several, comma-separated (a,b,c), or 'all' (every trainable model): each runs into OUT/<model>/ "
+                   "(default runs/<timestamp>-multi/<model>/) on the same data, queries and pool, a failed model is "
+                   "reported and the rest still run, and the compare leaderboard of those that finished ends the "
+                   "output (OUT/leaderboard.md, OUT/multi.json)")
+    r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
+                   "fixtures/python-docs (MiniLM paragraphs of the Python 3.11 docs); "
+                   "with --resume, the run's own dataset")
+    r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>; with several models the parent "
+                   "of their run directories)")
+    r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
+    r.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run (the command an interrupt prints): from RUN_DIR/last.pt with "
+                   "RUN_DIR/recipe.json (model, optimiser, scheduler, early-stopping and RNG state restored), from "
+                   "epoch 1 if it stopped before its first checkpoint; a directory of several models (series.json) "
+                   "keeps the finished ones and continues the rest. The dataset must have the recorded sha256; "
+                   "takes no recipe flags")
+    add_recipe_args(r)
+    r.set_defaults(func=cmd_run)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lvmbench.runs.sweep import check_overrides, parse_contexts, sweep
+    from lvmbench.train.distributed import refuse_series
+
+    refuse_series("sweep")
+    if args.resume is not None:
+        _refuse_with_resume(args, ("context", "out", "overwrite", "recipe", "overrides", "seed", "device"))
+        return resume(args)
+    missing = [f for f, v in (("--model", args.model), ("--context", args.context)) if not v]
+    if missing:
+        raise UsageError(f"sweep needs {' and '.join(missing)} (or --resume SWEEP_DIR)")
+    contexts = parse_contexts(args.context)
+    check_overrides(args.overrides)
+    _, _, code = sweep(recipe_from_args(args), contexts, args.data, args.out, overwrite=args.overwrite, log=log)
+    return code
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    sw = sub.add_parser(
+        "sweep", help="retrain a model at several context lengths and score every point on the same queries and pool",
+        description="Retrain MODEL with data.context_len = each --context value (OUT/ctx-<C>/ run directories) "
+        "and score every point against the same test queries, the same pool and the same candidates per query "
+        "(each query's max(C) preceding vectors excluded at every point); checks that query ids and pool "
+        "sha256 are identical across points, then writes OUT/sweep.json and OUT/sweep.md: context -> Hit@K "
+        "with Wilson intervals, MRR, and copy_last as the reference.",
+        epilog=EPILOG,
+    )
+    sw.add_argument("--model", help="model name (see `lvmbench models`); required unless --resume")
+    sw.add_argument("--context", metavar="C1,C2,...", help="context lengths, e.g. 5,20,100; required unless --resume")
+    sw.add_argument("--data", help="chain-store directory, or 'synth' (default: the default dataset)")
+    sw.add_argument("--out", help="sweep directory (default runs/<timestamp>-<model>-sweep)")
+    sw.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty sweep directory")
+    sw.add_argument("--resume", metavar="SWEEP_DIR",
+                    help="continue an interrupted sweep (the command an interrupt prints): finished points are "
+                    "kept, an interrupted point resumes from its last.pt, the rest start; then sweep.json is written")
+    add_recipe_args(sw)
+    sw.set_defaults(func=cmd_sweep)

@@ -1,0 +1,301 @@
+"""Score one predictor, or a model and every baseline, on one split.
+
+The pool, the queries and their excluded context are fixed here for every
+caller — ``run``, ``eval``, the training loop's validation, ``data info``
+and ``sweep`` — so no two commands can disagree on what a query's candidates
+are.  :func:`score_model` scores a model and every baseline through the same
+``predict()`` -> FAISS path, checks the training loop's ranks against FAISS
+and compares the model with each baseline on the same queries.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lvmbench.config import Recipe
+from lvmbench.data.prepare import Prepared
+from lvmbench.errors import ConfigError
+from lvmbench.evaluate import diagnostics
+from lvmbench.evaluate.index import Bank, Pool, build_pool, shard_rows
+from lvmbench.evaluate.scoring import (
+    Queries, Scored, check_consistency, make_queries, predict_all, score_predictions, torch_ranks,
+)
+from lvmbench.evaluate.stats import paired
+from lvmbench.models import registry
+from lvmbench.models.build import build_model
+from lvmbench.progress import Progress
+
+Log = Callable[[str], None]
+
+
+def exclusion_len(recipe: Recipe) -> int:
+    """How many vectors before each target leave the pool with ``eval.exclude_context``.
+
+    The query's own context (``data.context_len``), or the longer window
+    ``eval.exclude_len`` when set: ``lvmbench sweep`` sets it to its longest
+    context so every point of the sweep ranks each target among the same
+    candidates.
+    """
+    return max(recipe.data.context_len, recipe.eval.exclude_len)
+
+
+def pool_for(prep: Prepared, recipe: Recipe, split: str, bank: Bank | None = None, shard_size: int = 0) -> Pool:
+    """The contract's pool: the scored split's chains, or every chain with pool='full'; plus a bank's vectors."""
+    if recipe.eval.pool == "full":
+        chains = np.arange(prep.store.n_chains)
+        return build_pool(prep.unit, prep.store.offsets, chains, "full", bank, shard_size)
+    return build_pool(prep.unit, prep.store.offsets, prep.split.chains[split], split, bank, shard_size)
+
+
+def queries_for(prep: Prepared, recipe: Recipe, split: str, pool: Pool) -> Queries:
+    """The split's queries against ``pool``, with the scoring contract's exclusion window."""
+    return make_queries(prep.samples[split], pool, exclusion_len(recipe))
+
+
+def check_ks(prep: Prepared, recipe: Recipe, split: str, extra: int = 0) -> None:
+    """Refuse a K larger than the pool before anything is trained or written (Hit@K would be trivially 1)."""
+    lengths = np.diff(prep.store.offsets)
+    chains = np.arange(prep.store.n_chains) if recipe.eval.pool == "full" else prep.split.chains[split]
+    size = int(lengths[chains].sum()) + extra
+    too_big = [k for k in recipe.eval.ks if k > size]
+    if too_big:
+        raise ConfigError(
+            f"{prep.store.path}: eval.ks {too_big} larger than the {split} pool of {size} candidates "
+            f"(pool '{recipe.eval.pool}'); choose K <= {size}"
+        )
+
+
+def without_exclusion(q: Queries) -> Queries:
+    """The same queries with nothing excluded (``eval.exclude_context = false``)."""
+    return Queries(q.samples, q.target_pos, q.excl_lo, q.excl_lo.copy(), q.context_rows)
+
+
+def score_vectors(name: str, pred: np.ndarray, prep: Prepared, recipe: Recipe, pool: Pool, queries: Queries) -> Scored:
+    """FAISS ranks and every metric of ``[n, D]`` unit-vector predictions for ``queries``."""
+    e = recipe.eval
+    q = queries if e.exclude_context else without_exclusion(queries)
+    # score_predictions also fills metrics_with_context from the unfiltered ranks
+    return score_predictions(name, pred, pool, q, prep.unit, e.ks, e.search_depth, e.bootstrap, recipe.seed)
+
+
+def score_one(
+    name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe, unit_t: torch.Tensor,
+    pool: Pool, queries: Queries,
+) -> tuple[Scored, torch.Tensor]:
+    """``predict()`` every query with ``model``, then :func:`score_vectors`."""
+    pred_t = predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    pred = pred_t.cpu().numpy().astype(np.float32)
+    return score_vectors(name, pred, prep, recipe, pool, queries), pred_t
+
+
+def headline_rank(scored: Scored, recipe: Recipe) -> np.ndarray:
+    return scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context
+
+
+def consistency(
+    pred_t: torch.Tensor, pool: Pool, queries: Queries, scored: Scored, recipe: Recipe, device: torch.device
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The training loop's ranks (torch) against what FAISS returned, query by query."""
+    with warnings.catch_warnings():  # a memory-mapped bank is read-only; torch only reads it
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        pool_t = [(start, torch.from_numpy(shard).to(device)) for start, shard in pool.blocks()]
+    t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=recipe.eval.exclude_context)
+    report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
+    report["rank_equal"] = int((t_rank == headline_rank(scored, recipe)).sum())
+    return report, t_rank, t_gap
+
+
+def val_consistency(
+    model: torch.nn.Module, prep: Prepared, recipe: Recipe, device: torch.device, recorded_hit5: float | None
+) -> dict[str, Any]:
+    """Recorded in-loop val Hit@5 of the best epoch versus FAISS retrieval on the val pool."""
+    unit_t = torch.from_numpy(prep.unit).to(device)
+    pool = pool_for(prep, recipe, "val")
+    queries = queries_for(prep, recipe, "val", pool)
+    scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries)
+    report, _, _ = consistency(pred_t, pool, queries, scored, recipe, device)
+    report["recorded_val_hit@5"] = recorded_hit5
+    report["faiss_val_hit@5"] = scored.metrics["hit@5"]
+    return report
+
+
+def pool_info(pool: Pool, recipe: Recipe, scored: Scored, bank: Bank | None, shard_size: int) -> dict[str, Any]:
+    """results.json 'pool': what the candidates were, so a reader can tell two pools apart."""
+    return {
+        "split": pool.split,
+        "size": pool.size,
+        "exclude_context": recipe.eval.exclude_context,
+        "exclude_len": exclusion_len(recipe) if recipe.eval.exclude_context else 0,
+        "sha256": pool.sha256(),
+        "target_in_pool": True,
+        "search_depth": scored.faiss.depth,
+        "shards": len(pool.shards),
+        "shard_size": shard_rows(shard_size),
+        "bank": bank.info() if bank is not None else None,
+        "ties": "rank = 1 + #(score > target score); equal scores never count against the target",
+        "duplicates": "exact-duplicate vectors stay in the pool as separate candidates",
+    }
+
+
+def score_baselines(
+    prep: Prepared, recipe: Recipe, unit_t: torch.Tensor, pool: Pool, queries: Queries, device: torch.device,
+    progress: Progress | None = None,
+) -> dict[str, Scored]:
+    """Every baseline of ``eval.baselines`` through the model path, on the same queries and pool."""
+    out: dict[str, Scored] = {}
+    for name in recipe.eval.baselines:
+        model = build_model(name, prep, recipe).to(device)
+        out[name], _ = score_one(name, model, prep, recipe, unit_t, pool, queries)
+        if progress is not None:
+            progress.update()
+            progress.set_postfix(last=name)
+    return out
+
+
+def _directions(name: str, kind: str, main: Scored, base: dict[str, Scored], prep: Prepared,
+                queries: Queries) -> dict[str, Any]:
+    """Direction diagnostics of the model, each baseline and the oracle / copy_last references."""
+    samples = queries.samples
+    chain_end = prep.store.offsets[samples.chain + 1]
+
+    def direction_of(pred: np.ndarray) -> dict[str, Any]:
+        return diagnostics.direction(pred, prep.unit, samples.target, samples.start, chain_end)
+
+    rows = {name: {"kind": kind, **direction_of(main.pred)}}
+    for b, scored in base.items():
+        rows.setdefault(b, {"kind": "baseline", **direction_of(scored.pred)})
+    rows.update(diagnostics.references(prep.unit, samples.target, samples.start, chain_end,
+                                       copy_last="copy_last" not in rows))
+    return diagnostics.summary(rows)
+
+
+def excluded_rows(queries: Queries, pool: Pool, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's excluded candidates as global rows ``[lo, hi)`` (the rows just before its target)."""
+    width = queries.excl_hi - queries.excl_lo if recipe.eval.exclude_context else np.zeros(len(queries), np.int64)
+    hi = queries.samples.target.astype(np.int64)
+    return hi - width, hi.copy()
+
+
+def _arrays(main: Scored, queries: Queries, pool: Pool, recipe: Recipe,
+            t_rank: np.ndarray, t_gap: np.ndarray) -> dict[str, np.ndarray]:
+    """predictions.npz: enough per query to recompute any metric and re-check consistency."""
+    lo, hi = excluded_rows(queries, pool, recipe)
+    return {
+        "queries": main.pred,
+        "target_ids": queries.samples.target,
+        "pool_ids": pool.ids,
+        "context_ids": queries.context_rows,
+        "excluded": np.array(recipe.eval.exclude_context),
+        "exclude_lo": lo,
+        "exclude_hi": hi,
+        "rank": main.faiss.rank,
+        "rank_with_context": main.faiss.rank_with_context,
+        "retrieved": main.faiss.retrieved,
+        "torch_rank": t_rank,
+        "torch_gap": t_gap,
+    }
+
+
+@dataclass
+class Scoring:
+    """The fixed side of scoring one split: the pool and queries every predictor is ranked against."""
+
+    prep: Prepared
+    recipe: Recipe
+    device: torch.device
+    split: str
+    pool: Pool
+    queries: Queries
+    unit_t: torch.Tensor
+    bank: Bank | None = None
+    shard_size: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def scoring(prep: Prepared, recipe: Recipe, device: torch.device, split: str = "test", bank: Bank | None = None,
+            shard_size: int = 0) -> Scoring:
+    pool = pool_for(prep, recipe, split, bank, shard_size)
+    return Scoring(prep, recipe, device, split, pool, queries_for(prep, recipe, split, pool),
+                   torch.from_numpy(prep.unit).to(device), bank, shard_size)
+
+
+def score_model(
+    model_name: str,
+    model: torch.nn.Module,
+    prep: Prepared,
+    recipe: Recipe,
+    device: torch.device,
+    split: str = "test",
+    log: Log = print,
+    bank: Bank | None = None,
+    shard_size: int = 0,
+    ann: str | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Score a model and every baseline on ``split``; return results and per-query arrays.
+
+    ``bank`` adds an external bank's vectors to the pool as extra candidates;
+    ``shard_size`` searches the pool in shards (same ranks as one flat index);
+    ``ann`` ('ivfpq') also reports a compressed index's recall against the
+    exact search, which stays the headline.
+    """
+    s = scoring(prep, recipe, device, split, bank, shard_size)
+    pred_t = predict_all(model, s.unit_t, s.queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    entry = registry.REGISTRY.get(model_name)
+    return score_predicted(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model")
+
+
+def score_predicted(
+    name: str, pred_t: torch.Tensor, s: Scoring, log: Log = print, ann: str | None = None, kind: str = "model",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Predictions ``[n, D]`` (unit vectors, one per query of ``s``) and every baseline, scored the same way.
+
+    The model's path and ``lvmbench score`` (predictions made elsewhere) both end here.
+    """
+    recipe, pool, queries = s.recipe, s.pool, s.queries
+    log(f"scoring {name} and {len(recipe.eval.baselines)} baselines on {len(queries)} {s.split} queries "
+        f"against a pool of {pool.size:,} ({recipe.eval.pool}"
+        + (f" + bank of {s.bank.size:,}" if s.bank is not None else "")
+        + (f"; {len(pool.shards)} shards" if len(pool.shards) > 1 else "") + ")")
+    progress = Progress(2 + len(recipe.eval.baselines), "scoring", log, "steps")
+    main = score_vectors(name, pred_t.cpu().numpy().astype(np.float32), s.prep, recipe, pool, queries)
+    progress.update()
+    cons, t_rank, t_gap = consistency(pred_t, pool, queries, main, recipe, s.device)
+    progress.update()
+    progress.set_postfix(last="consistency check")
+    arrays = _arrays(main, queries, pool, recipe, t_rank, t_gap)
+    base = score_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, progress)
+    progress.close()
+    arrays.update({f"rank__{b}": sc.faiss.rank for b, sc in base.items()})
+    results: dict[str, Any] = {
+        "pool": pool_info(pool, recipe, main, s.bank, s.shard_size),
+        "metrics": main.metrics,
+        "metrics_with_context": main.metrics_with_context,
+        "baselines": {b: sc.metrics for b, sc in base.items()},
+        "consistency": cons,
+        "diagnostics": _directions(name, kind, main, base, s.prep, queries),
+        **_lifts(main, base, recipe),
+    }
+    if ann is not None:
+        from lvmbench.evaluate.ann import ann_report
+
+        q = queries if recipe.eval.exclude_context else without_exclusion(queries)
+        results["ann"] = ann_report(ann, pool, q, main.pred, main.faiss, recipe.eval.ks, recipe.seed, log)
+    results["timings"] = {"score_s": time.perf_counter() - s.t0}
+    return results, arrays
+
+
+def _lifts(main: Scored, base: dict[str, Scored], recipe: Recipe) -> dict[str, Any]:
+    """The best baseline by Hit@5 and the lift over it, plus the paired test against every baseline."""
+    if not base:
+        return {}
+    best = max(base, key=lambda b: base[b].metrics["hit@5"])
+    mine = headline_rank(main, recipe)
+    over = {b: paired(mine, headline_rank(sc, recipe)) for b, sc in base.items()}
+    return {"best_baseline": {"name": best, "hit@5": base[best].metrics["hit@5"]},
+            "lift": {"over": best, **over[best]}, "lift_over": over}

@@ -1,0 +1,83 @@
+"""Paired comparisons of two rankings of the same queries.
+
+The one place where "is A better than B?" is answered, for ``run`` (the
+model against every baseline), ``compare`` (each run against the best
+baseline) and the suite: per-query wins/ties/losses, the lift in each metric,
+an exact McNemar test on Hit@K and whether the Wilson intervals separate;
+Holm's step-down correction when several models are tested at once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lvmbench.evaluate import metrics
+
+PAIRED_K = 5
+"""McNemar runs on Hit@5, the recipe's headline and gate metric."""
+
+
+def mcnemar_exact(hits_a: np.ndarray, hits_b: np.ndarray) -> float:
+    """Two-sided exact McNemar p-value (binomial on the discordant pairs)."""
+    a, b = np.asarray(hits_a, bool), np.asarray(hits_b, bool)
+    n01, n10 = int(np.sum(~a & b)), int(np.sum(a & ~b))
+    n = n01 + n10
+    if n == 0:
+        return 1.0
+    k = min(n01, n10)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return float(min(1.0, 2.0 * tail))
+
+
+def holm(pvalues: list[float] | np.ndarray) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order.
+
+    Sorted ascending, the i-th smallest (0-based) gets (m − i)·p, made
+    monotone non-decreasing with a running maximum and capped at 1.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        adjusted[j] = running
+    return adjusted.tolist()
+
+
+def win_tie_loss(rank_a: np.ndarray, rank_b: np.ndarray) -> tuple[int, int, int]:
+    """Per-query counts of a ranking the target better (lower), equal, worse than b."""
+    a, b = np.asarray(rank_a), np.asarray(rank_b)
+    return int(np.sum(a < b)), int(np.sum(a == b)), int(np.sum(a > b))
+
+
+def paired(
+    rank_a: np.ndarray, rank_b: np.ndarray, lift_keys: tuple[str, ...] = ("hit@5", "mrr"), k: int = PAIRED_K
+) -> dict[str, Any]:
+    """A against B on the same queries, in the same order.
+
+    Returns the lift (A − B) in each of ``lift_keys``, the exact McNemar
+    p-value on Hit@``k`` (``mcnemar_p_hit@k``), whether the two Wilson 95 %
+    intervals of Hit@``k`` separate and in which direction, and per-query
+    wins/ties/losses (lower rank wins).
+    """
+    a, b = np.asarray(rank_a), np.asarray(rank_b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired comparison needs the same queries: {a.shape} vs {b.shape}")
+    key = f"hit@{k}"
+    a_lo, a_hi = metrics.interval(key, a)
+    b_lo, b_hi = metrics.interval(key, b)
+    wins, ties, losses = win_tie_loss(a, b)
+    out: dict[str, Any] = {m: metrics.value(m, a) - metrics.value(m, b) for m in lift_keys}
+    out.update({
+        f"mcnemar_p_{key}": mcnemar_exact(a <= k, b <= k),
+        # Wilson 95 % intervals that do not overlap: the lift is outside the noise
+        "intervals_separate": bool(a_lo > b_hi or a_hi < b_lo),
+        "direction": "better" if a_lo > b_hi else "worse" if a_hi < b_lo else "overlapping",
+        "wins": wins, "ties": ties, "losses": losses,
+    })
+    return out

@@ -1,0 +1,310 @@
+"""``lvmbench compare``: a leaderboard of several runs on the same queries.
+
+Every number is recomputed from the per-query ranks in each run's
+``predictions.npz`` (``rank`` for the run's model, ``rank__<baseline>`` for the
+baselines), so the leaderboard never mixes numbers computed different ways:
+
+* Hit@1/5/10 with Wilson 95 % intervals; untruncated MRR with a seeded
+  percentile bootstrap interval.
+* Lift in the chosen metric over the best baseline (best by that metric).
+* Exact McNemar p-value of each model against the best baseline on Hit@5,
+  Holm-corrected across the models of the leaderboard, and per-query
+  win/tie/loss counts against it (lower rank wins; equal ranks tie).
+
+Ranks are the ones with each query's own context vectors excluded from the
+pool (``rank`` in predictions.npz), whatever a run's headline used.
+
+Runs are comparable only if they were scored on the same dataset, split and
+pool (sha256 of each in results.json) — refused otherwise unless ``force`` —
+and always only on the identical query set (``target_ids``): paired tests
+need the same queries in the same order, so that check cannot be forced.
+Baselines are taken from the first run; a run whose model is itself a
+baseline (``lvmbench run --model ridge``) is listed as a baseline, once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tabulate import tabulate
+
+from lvmbench.errors import UsageError
+from lvmbench.evaluate import metrics
+from lvmbench.evaluate.stats import PAIRED_K, holm, paired
+from lvmbench.report import format as fmt_
+from lvmbench.report.results import load_results
+
+DEFAULT_KS = (1, 5, 10)
+FORMATS = ("table", "markdown", "csv", "json")
+BOOTSTRAP = 1000
+"""MRR bootstrap resamples (percentile interval, seeded with ``SEED``)."""
+SEED = 0
+HASHES = (("dataset", "dataset"), ("split", "split"), ("pool", "pool"))
+
+
+@dataclass
+class Run:
+    path: Path
+    results: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def load_run(path: str | Path) -> Run:
+    p = Path(path)
+    results = load_results(p)
+    npz = (p if p.is_dir() else p.parent) / "predictions.npz"
+    if not npz.is_file():
+        raise UsageError(f"{npz}: per-query ranks not found (compare needs each run's predictions.npz)")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k in ("target_ids", "pool_ids", "rank") or k.startswith("rank__")}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{npz}: not a readable predictions file ({exc})") from None
+    for key in ("target_ids", "rank"):
+        if key not in arrays:
+            raise UsageError(f"{npz}: no '{key}' array; not an lvmbench predictions file")
+    n = len(arrays["target_ids"])
+    for key, value in arrays.items():
+        if key.startswith("rank") and value.shape != (n,):
+            raise UsageError(f"{npz}: '{key}' has shape {value.shape}; it must hold one rank per query ({n} queries)")
+        if key.startswith("rank") and n and value.min() < 1:
+            raise UsageError(f"{npz}: '{key}'[{int(np.argmax(value < 1))}] is {value.min()}; ranks start at 1")
+    return Run(p if p.is_dir() else p.parent, results, arrays)
+
+
+def _hash(results: dict[str, Any], section: str) -> str | None:
+    value = results.get(section)
+    return value.get("sha256") if isinstance(value, dict) else None
+
+
+def check_comparable(runs: list[Run], force: bool = False) -> list[str]:
+    """Raise UsageError on differing dataset/split/pool hashes (unless forced) or query sets.
+
+    Returns warning lines for what ``force`` let through.
+    """
+    warnings: list[str] = []
+    first = runs[0]
+    for label, section in HASHES:
+        want = _hash(first.results, section)
+        for run in runs[1:]:
+            got = _hash(run.results, section)
+            if want is None or got is None or want != got:
+                what = (f"{label} sha256 differs: {first.path} ({str(want)[:12]}) vs {run.path} ({str(got)[:12]})"
+                        if want and got else f"{label} sha256 missing in {first.path if want is None else run.path}")
+                if not force:
+                    raise UsageError(f"runs are not comparable: {what}; pass --force to compare anyway")
+                warnings.append(f"WARNING (--force): {what}")
+        if len(runs) == 1 and want is None:
+            warnings.append(f"WARNING: {first.path} records no {label} sha256")
+    for run in runs[1:]:
+        if not np.array_equal(run.arrays["target_ids"], first.arrays["target_ids"]):
+            raise UsageError(
+                f"runs are not comparable: {run.path} was scored on different queries than {first.path} "
+                "(target_ids differ); paired statistics need identical query sets"
+            )
+    return warnings
+
+
+def _labels(runs: list[Run]) -> list[str]:
+    names = [str(r.results.get("model", {}).get("name", r.path.name)) for r in runs]
+    dirs = [r.path.name for r in runs]
+    out = []
+    for name, d, run in zip(names, dirs, runs):
+        if names.count(name) == 1:
+            out.append(name)
+        elif dirs.count(d) == 1:
+            out.append(f"{name} ({d})")
+        else:
+            out.append(f"{name} ({run.path})")
+    return out
+
+
+def run_ks(run: Run) -> list[int]:
+    """The K of the run's recipe (``eval.ks``); 1, 5, 10 for a results file that records none."""
+    ks = (run.results.get("recipe") or {}).get("eval", {}).get("ks")
+    return [int(k) for k in ks] if isinstance(ks, list) and ks else list(DEFAULT_KS)
+
+
+def board_metrics(ks: list[int]) -> list[str]:
+    """The leaderboard's columns: Hit@K for the recipe's K, then MRR."""
+    return [f"hit@{k}" for k in ks] + ["mrr"]
+
+
+def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int]) -> dict[str, Any]:
+    ranks = np.asarray(ranks)
+    row: dict[str, Any] = {"predictor": name, "kind": kind, "n_queries": len(ranks)}
+    for key in board_metrics(ks):
+        row[key] = metrics.value(key, ranks)
+        row[f"{key}_lo"], row[f"{key}_hi"] = metrics.interval(key, ranks, BOOTSTRAP, SEED)
+    return row
+
+
+def _chance(results: dict[str, Any], k: int) -> float | None:
+    """The run's recorded chance rate (context excluded), else K / pool size."""
+    pool = results.get("pool") if isinstance(results.get("pool"), dict) else {}
+    recorded = (results.get("metrics") or {}).get("chance", {}).get(f"hit@{k}")
+    if recorded is not None and pool.get("exclude_context", True):
+        return float(recorded)
+    return min(1.0, k / pool["size"]) if pool.get("size") else None
+
+
+def _entries(runs: list[Run], ks: list[int]) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(row, ranks) per predictor: the first run's baselines, then each run's model."""
+    entries: list[tuple[dict[str, Any], np.ndarray]] = []
+    for key in sorted(k for k in runs[0].arrays if k.startswith("rank__")):
+        row = _row(key[len("rank__"):], "baseline", runs[0].arrays[key], ks)
+        row["run"] = str(runs[0].path)
+        entries.append((row, runs[0].arrays[key]))
+    seen = {row["predictor"] for row, _ in entries}
+    for label, run in zip(_labels(runs), runs):
+        # a run of a baseline (`run --model ridge`) joins the baselines, once
+        kind = "baseline" if run.results.get("model", {}).get("kind") == "baseline" else "model"
+        if kind == "baseline" and label in seen:  # the same ranks: one row, marked as this run's model
+            row = next(r for r, _ in entries if r["predictor"] == label)
+            row["run_model"], row["run"] = True, str(run.path)
+            continue
+        seen.add(label)
+        row = _row(label, kind, run.arrays["rank"], ks)
+        row["run"] = str(run.path)
+        entries.append((row, run.arrays["rank"]))
+    return entries
+
+
+def _against_best(entries: list[tuple[dict[str, Any], np.ndarray]], metric: str) -> str | None:
+    """Fill each row's lift, McNemar (models only, Holm-corrected) and W/T/L against the best baseline."""
+    base = [(row, r) for row, r in entries if row["kind"] == "baseline"]
+    # max() keeps the first of equals: ties go to the alphabetically first baseline
+    best_row, best_rank = max(base, key=lambda e: e[0][metric]) if base else (None, None)
+    for row, ranks in entries:
+        row["lift"] = row["mcnemar_p"] = row["holm_p"] = None
+        row["wins"] = row["ties"] = row["losses"] = None
+        if best_row is None:
+            continue
+        row["lift"] = row[metric] - best_row[metric]
+        if row is best_row:
+            continue
+        test = paired(ranks, best_rank, (metric,))
+        row["wins"], row["ties"], row["losses"] = test["wins"], test["ties"], test["losses"]
+        if row["kind"] == "model":
+            row["mcnemar_p"] = test[f"mcnemar_p_hit@{PAIRED_K}"]
+    models = [row for row, _ in entries if row["mcnemar_p"] is not None]
+    for row, p in zip(models, holm([row["mcnemar_p"] for row in models])):
+        row["holm_p"] = p
+    return best_row["predictor"] if best_row else None
+
+
+def leaderboard(runs: list[Run], metric: str = "hit@5") -> dict[str, Any]:
+    """Rows (sorted by ``metric``, best first) with intervals, lift, paired tests and W/T/L."""
+    metric = metric.lower()
+    ks = run_ks(runs[0])
+    allowed = board_metrics(ks)
+    if metric not in allowed:
+        raise UsageError(f"--metric must be one of {', '.join(allowed)}, got {metric!r}")
+    entries = _entries(runs, ks)
+    best = _against_best(entries, metric)
+    n_models = sum(1 for row, _ in entries if row["mcnemar_p"] is not None)
+    rows = sorted((row for row, _ in entries), key=lambda r: (-r[metric], r["kind"] != "model", r["predictor"]))
+    first = runs[0].results
+    pool = first.get("pool", {}) if isinstance(first.get("pool"), dict) else {}
+    return {
+        "metric": metric,
+        "ks": ks,
+        "best_baseline": best,
+        "n_queries": len(runs[0].arrays["target_ids"]),
+        "pool_size": pool.get("size"),
+        "pool_split": pool.get("split"),
+        "context": "excluded",
+        "chance": {f"hit@{k}": _chance(first, k) for k in ks},
+        "dataset_sha256": _hash(first, "dataset"),
+        "split_sha256": _hash(first, "split"),
+        "pool_sha256": _hash(first, "pool"),
+        "paired_test": f"exact, on Hit@{PAIRED_K}, Holm-corrected across {n_models} model(s)",
+        "mrr_interval": f"percentile bootstrap, {BOOTSTRAP} resamples, seed {SEED}",
+        "rows": rows,
+    }
+
+
+def _csv(board: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    fields = ["predictor", "kind", "n_queries"] + [
+        f"{m}{s}" for m in board_metrics(board["ks"]) for s in ("", "_lo", "_hi")
+    ] + ["lift", "mcnemar_p", "holm_p", "wins", "ties", "losses", "run"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in board["rows"]:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
+    return buf.getvalue().rstrip("\n")
+
+
+def _table_row(r: dict[str, Any], board: dict[str, Any]) -> list[str]:
+    name = r["predictor"] + (" (baseline; the run's model)" if r.get("run_model") else
+                             " (baseline)" if r["kind"] == "baseline" else "")
+    wtl = fmt_.DASH if r["wins"] is None else f"{r['wins']}/{r['ties']}/{r['losses']}"
+    return ([name]
+            + [fmt_.pct_ci(r[f"hit@{k}"], (r[f"hit@{k}_lo"], r[f"hit@{k}_hi"])) for k in board["ks"]]
+            + [fmt_.num_ci(r["mrr"], (r["mrr_lo"], r["mrr_hi"])),
+               fmt_.lift(r["lift"], board["metric"]), fmt_.pvalue(r["mcnemar_p"]), fmt_.pvalue(r["holm_p"]), wtl])
+
+
+def render(board: dict[str, Any], fmt: str = "table", warnings: list[str] | None = None) -> str:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    metric, ks = board["metric"], board["ks"]
+    if fmt == "json":
+        return json.dumps({**board, "warnings": warnings or []}, indent=2)
+    if fmt == "csv":
+        return _csv(board)
+    lift_unit = "" if metric == "mrr" else " (pts)"
+    headers = (["predictor"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]"]
+               + [f"lift {metric}{lift_unit}", f"McNemar p (Hit@{PAIRED_K})", "Holm p", "W/T/L"])
+    table = [_table_row(r, board) for r in board["rows"]]
+    chance = ", ".join(f"Hit@{k} {fmt_.pct(board['chance'][f'hit@{k}'])}%" for k in ks)
+    lines = list(warnings or []) + [
+        f"{board['n_queries']} {board['pool_split'] or '?'} queries; pool {board['pool_size'] or '?'} candidates, "
+        f"each query's context excluded; chance {chance}",
+        f"sorted by {metric}; reference = best baseline by {metric}: {board['best_baseline'] or fmt_.DASH} "
+        "(lift, McNemar and W/T/L are against it; W/T/L compares per-query ranks, lower wins)",
+        f"McNemar: {board['paired_test']}; MRR interval: {board['mrr_interval']}",
+        "",
+        tabulate(table, headers=headers, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True),
+    ]
+    return "\n".join(lines)
+
+
+def compare(
+    paths: list[str | Path], metric: str = "hit@5", fmt: str = "table", force: bool = False,
+    warn: Callable[[str], None] | None = None, plot: str | Path | None = None,
+) -> str:
+    """Load, check and render; the whole ``lvmbench compare`` command.
+
+    Warnings (what ``force`` let through) head the table and markdown output and
+    sit under ``warnings`` in JSON; CSV output stays pure CSV and hands them to
+    ``warn`` (the CLI prints them to stderr).  ``plot``: also draw the
+    leaderboard (Hit@5 with Wilson bars) to that PNG; what happened to the
+    picture goes to ``warn`` too, so stdout stays the table alone.
+    """
+    if not paths:
+        raise UsageError("compare needs at least one run directory")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    runs = [load_run(p) for p in paths]
+    warnings = check_comparable(runs, force)
+    board = leaderboard(runs, metric)
+    if plot is not None:
+        from lvmbench.report.plots import plot_leaderboard
+
+        note = warn or (lambda _m: None)
+        if plot_leaderboard(board, plot, log=note) is not None:
+            note(f"wrote {plot}")
+    if fmt == "csv":
+        for line in warnings:
+            (warn or (lambda _m: None))(line)
+        return render(board, fmt)
+    return render(board, fmt, warnings)

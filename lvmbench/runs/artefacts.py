@@ -1,0 +1,100 @@
+"""results.json, predictions.npz and report.md of a scored run, written last and atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lvmbench.config import Recipe
+from lvmbench.data.prepare import Prepared
+from lvmbench.errors import IntegrityError
+from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, sha256_file
+from lvmbench.models import registry
+from lvmbench.report.gate import gate_verdict
+from lvmbench.report.results import SCHEMA_VERSION, env_info, utc_now
+from lvmbench.report.table import render_table
+from lvmbench.train.checkpoint import BEST
+
+Log = Callable[[str], None]
+
+
+def dataset_info(prep: Prepared) -> dict[str, Any]:
+    m = prep.store.manifest
+    return {
+        "name": prep.store.name,
+        "path": str(prep.store.path),
+        "sha256": prep.store.sha256,
+        "n_chains": prep.store.n_chains,
+        "n_vectors": prep.store.n_vectors,
+        "dim": prep.store.dim,
+        "encoder": m.get("encoder"),
+        "license": m.get("license"),
+        "source": m.get("source"),
+    }
+
+
+def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Path | None,
+                  history: dict[str, Any] | None) -> dict[str, Any]:
+    """results.json 'model' for a registered model: kind, provenance, size, checkpoint."""
+    ckpt_path = run_dir / BEST if run_dir else None
+    entry = registry.get_entry(name)
+    return {
+        "name": name,
+        "kind": entry.kind,
+        "spec": entry.spec(),
+        "params": registry.n_params(model),
+        "checkpoint": str(ckpt_path) if ckpt_path else None,
+        "checkpoint_sha256": sha256_file(ckpt_path) if ckpt_path else None,
+        "best_epoch": history["best_epoch"] if history else None,
+        "stopped_epoch": history["stopped_epoch"] if history else None,
+        "config": dict(vars(recipe.model)),
+    }
+
+
+def assemble(scored: dict[str, Any], model: dict[str, Any], prep: Prepared, recipe: Recipe,
+             device: torch.device) -> dict[str, Any]:
+    """The self-describing results object: model, recipe, data, split, gates and the scores."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "lvmbench", "version": env_info()["lvmbench"]},
+        "created_utc": utc_now(),
+        "model": model,
+        "params": model["params"],
+        "seed": recipe.seed,
+        "recipe": recipe.to_dict(),
+        "dataset": dataset_info(prep),
+        "split": {
+            "seed": prep.split.seed,
+            "sizes": prep.report["split"]["sizes"],
+            "samples": prep.report["samples"],
+            "sha256": prep.report["split"]["sha256"],
+        },
+        "gates": prep.report["gates"],
+        "leakage": dict(prep.leakage),
+        **scored,
+        "env": env_info(str(device)),
+    }
+
+
+def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray], recipe: Recipe, log: Log) -> int:
+    """Gate, write predictions.npz, results.json and report.md, print the table; exit 3 on inconsistency."""
+    g = recipe.gate
+    results["gate"] = gate_verdict(results, g.metric, g.min, g.on)
+    atomic_save_npz(run_dir / "predictions.npz", **arrays)
+    atomic_write_json(run_dir / "results.json", results)
+    table = render_table(results)
+    atomic_write_text(run_dir / "report.md", "# lvmbench report\n\n```\n" + table + "\n```\n")
+    log(table)
+    log(f"artefacts in {run_dir}")
+    if not results["consistency"]["ok"]:
+        raise IntegrityError(
+            f"{run_dir}: training-time Hit@K and FAISS retrieval disagree on "
+            f"{results['consistency']['n_mismatch']} queries beyond float near-ties (see results.json 'consistency')"
+        )
+    val = results["consistency"].get("val")
+    if val is not None and not val["ok"]:
+        raise IntegrityError(f"{run_dir}: val Hit@K from the training loop disagrees with FAISS retrieval")
+    return 0

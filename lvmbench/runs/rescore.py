@@ -1,0 +1,85 @@
+"""``lvmbench eval``: score a saved checkpoint with the recipe stored in it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from lvmbench.config import apply_overrides, recipe_from_dict
+from lvmbench.data.prepare import prepare, resolve_data
+from lvmbench.errors import CheckpointError, UsageError, first_line
+from lvmbench.evaluate.index import load_bank
+from lvmbench.evaluate.score import check_ks, score_model
+from lvmbench.io import sha256_file
+from lvmbench.models import outside, registry
+from lvmbench.models.build import build_model
+from lvmbench.report.gate import check_recipe_gate
+from lvmbench.runs.artefacts import assemble, finish, model_section
+from lvmbench.runs.rundir import make_run_dir
+from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench.train.checkpoint import BEST, load_checkpoint
+
+Log = Callable[[str], None]
+
+
+def _checked(path: Path, model: str | None) -> dict[str, Any]:
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt["model"], str):
+        raise CheckpointError(f"{path}: unknown model {ckpt['model']!r} in checkpoint")
+    outside.confirm([ckpt["model"]], [model] if model else None, str(path))
+    try:
+        registry.get_entry(ckpt["model"])
+    except UsageError as exc:
+        raise CheckpointError(f"{path}: model {ckpt['model']!r} of the checkpoint: {exc}") from None
+    if not isinstance(ckpt["dim"], int) or isinstance(ckpt["dim"], bool):
+        raise CheckpointError(f"{path}: checkpoint dim {ckpt['dim']!r} is not an integer")
+    return ckpt
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
+    split: str, overwrite: bool, log: Log = print,
+    bank: str | Path | None = None, shard_size: int = 0, ann: str | None = None, model: str | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt).
+
+    ``bank``: an ``.npy`` of extra candidate vectors (or a chain store), added
+    to the pool; see :func:`lvmbench.evaluate.score.score_model` for
+    ``shard_size`` and ``ann``.  ``model`` confirms an outside model's import
+    path: one read from the checkpoint is never imported unless named again.
+    """
+    t0 = time.perf_counter()
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / BEST
+    ckpt = _checked(path, model)
+    name = ckpt["model"]
+    recipe = apply_overrides(recipe_from_dict(ckpt["recipe"], path), recipe_overrides)
+    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    if store.dim != ckpt["dim"]:
+        raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} has dim {store.dim}")
+    if ckpt.get("dataset_sha256") and ckpt["dataset_sha256"] != store.sha256:
+        log(f"warning: {store.path} is not the dataset this checkpoint was trained on (sha256 differs)")
+    if shard_size < 0:
+        raise UsageError(f"--shard-size {shard_size}: must be >= 0 (0 = no sharding)")
+    bank_ = load_bank(bank, store.dim, log) if bank is not None else None
+    prep = prepare(store, recipe)
+    check_ks(prep, recipe, split, bank_.size if bank_ else 0)
+    device = resolve_device(recipe.train.device)
+    net = build_model(name, prep, recipe)
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit model '{name}' ({first_line(exc)})") from None
+    net.to(device)
+    run_dir = make_run_dir(out if out else path.parent / f"eval-{split}", name, overwrite)
+    results, arrays = score_model(name, net, prep, recipe, device, split, log, bank_, shard_size, ann)
+    results = assemble(results, model_section(name, net, recipe, None, None), prep, recipe, device)
+    results["model"].update({"checkpoint": str(path), "checkpoint_sha256": sha256_file(path),
+                             "best_epoch": ckpt.get("epoch")})
+    results["timings"]["total_s"] = time.perf_counter() - t0
+    finish(run_dir, results, arrays, recipe, log)
+    return run_dir, results

@@ -1,0 +1,266 @@
+"""Several runs on one prepared dataset: ``run --model a,b,c`` (and the points of ``sweep``).
+
+Every run of a series uses the same split, test queries and pool, so the
+leaderboard that ends ``run --model a,b,c`` compares like with like.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lvmbench.config import Recipe, recipe_from_dict
+from lvmbench.data.prepare import Prepared, prepare, resolve_data
+from lvmbench.errors import Interrupted, LvmbenchError, UsageError
+from lvmbench.io import atomic_write_json, atomic_write_text, read_json
+from lvmbench.models import outside, registry
+from lvmbench.report.results import SCHEMA_VERSION, utc_now
+from lvmbench.runs.artefacts import dataset_info
+from lvmbench.runs.rundir import make_run_dir, series_dir
+from lvmbench.runs.single import prepare_run, start_run
+from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench.train import distributed
+from lvmbench.train.trainer import resume_command
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """One run of a series: its results, or why it failed."""
+
+    label: str
+    run_dir: Path
+    results: dict[str, Any] | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> dict[str, Any]:
+        m = (self.results or {}).get("metrics") or {}
+        return {
+            "label": self.label,
+            "run_dir": str(self.run_dir),
+            "status": "ok" if self.ok else "failed",
+            "error": self.error,
+            "exit_code": self.exit_code,
+            **{k: m.get(k) for k in ("hit@1", "hit@5", "hit@10", "mrr")},
+        }
+
+
+def parse_models(spec: str) -> list[str]:
+    """``a,b,c`` or ``all`` (every trainable model in the registry); each name checked, no repeats."""
+    if spec.strip() == "all":
+        return registry.trained_models()
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"--model {spec!r}: no model names")
+    for n in names:
+        registry.get_entry(n)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"--model lists {', '.join(dup)} more than once")
+    return names
+
+
+def is_multi(spec: str | None) -> bool:
+    return spec is not None and ("," in spec or spec.strip() == "all")
+
+
+def _failed(label: str, run_dir: Path, exc: Exception, log: Log) -> Outcome:
+    """An unexpected crash of one run: traceback to ``run_dir/error.txt``, the series goes on."""
+    try:
+        atomic_write_text(Path(run_dir) / "error.txt", traceback.format_exc())
+    except OSError:
+        pass
+    msg = f"unexpected {type(exc).__name__}: {exc}"
+    log(f"FAILED {label}: {msg} (traceback in {Path(run_dir) / 'error.txt'}); continuing with the next run")
+    return Outcome(label, run_dir, None, msg, 1)
+
+
+PLAN = "series.json"
+"""Written into a series' parent directory before its first run: what an interrupted series needs to continue."""
+
+
+def series_resume_command(kind: str, parent: Path) -> str:
+    import shlex
+
+    return f"lvmbench {'sweep' if kind == 'sweep' else 'run'} --resume {shlex.quote(str(parent))}"
+
+
+def write_plan(parent: Path, kind: str, points: list[tuple[str, Recipe, Path]], prep: Prepared,
+               **extra: Any) -> None:
+    atomic_write_json(parent / PLAN, {
+        "schema_version": SCHEMA_VERSION, "kind": kind, "created_utc": utc_now(),
+        "dataset": dataset_info(prep), "split_sha256": prep.report["split"]["sha256"],
+        "points": [{"label": label, "dir": run_dir.name, "recipe": r.to_dict()} for label, r, run_dir in points],
+        **extra,
+    })
+
+
+def load_plan(parent: Path, models: list[str] | None = None) -> tuple[dict[str, Any], list[tuple[str, Recipe, Path]]]:
+    """An interrupted series' plan and its points (label, recipe, run directory).
+
+    ``models`` confirms outside models' import paths the plan records (never imported otherwise).
+    """
+    path = parent / PLAN
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; {parent} is not an lvmbench series directory")
+    plan = read_json(path, UsageError)
+    if (parent / ("sweep.json" if plan.get("kind") == "sweep" else "multi.json")).is_file():
+        raise UsageError(f"{parent}: this {plan.get('kind')} already finished; nothing to resume")
+    points = [(pt["label"], recipe_from_dict(pt["recipe"], path), parent / pt["dir"]) for pt in plan["points"]]
+    outside.confirm([r.model.name for _, r, _ in points], models, str(path))
+    return plan, points
+
+
+def prepare_plan(plan: dict[str, Any], recipe: Recipe, data: str | None, where: Path,
+                 log: Log) -> tuple[Prepared, torch.device]:
+    """The series' dataset and split again, checked against the plan."""
+    from lvmbench.runs.resume import check_dataset, check_split
+
+    configure_threads(recipe)
+    store = resolve_data(data if data is not None else plan["dataset"]["path"], log)
+    check_dataset(store, plan["dataset"]["sha256"], where)
+    prep = prepare(store, recipe)
+    check_split(prep, plan["split_sha256"], where)
+    return prep, resolve_device(recipe.train.device)
+
+
+def _one(label: str, recipe: Recipe, run_dir: Path, prep: Prepared, device: torch.device, overwrite: bool,
+         log: Log, hint: str, resume: bool) -> Outcome:
+    """A point of the series: started afresh, or (resuming) taken up where it stopped."""
+    from lvmbench.runs.resume import continue_point
+
+    if resume and (run_dir / "results.json").is_file():
+        log(f"{run_dir}: finished before the interrupt; kept as it is")
+        return Outcome(label, run_dir, read_json(run_dir / "results.json", UsageError))
+    if resume and (run_dir / "recipe.json").is_file():
+        return Outcome(label, run_dir, continue_point(recipe, prep, run_dir, device, log, hint))
+    run_dir = make_run_dir(run_dir, recipe.model.name, overwrite or resume)  # resuming: never started, reuse
+    return Outcome(label, run_dir, start_run(recipe, prep, run_dir, device, log, resume_hint=hint)[1])
+
+
+def run_series(
+    points: list[tuple[str, Recipe, Path]], prep: Prepared, device: torch.device, overwrite: bool, log: Log = print,
+    resume_hint: str | None = None, resume: bool = False,
+) -> list[Outcome]:
+    """Train and score each (label, recipe, run_dir) on the same prepared data, one after another.
+
+    A run that fails (bad input, an integrity failure, or an unexpected error
+    such as running out of memory) is reported and recorded, and the series
+    goes on with the next one: one broken model must not cost the others'
+    hours.  An unexpected error's traceback is written to ``run_dir/error.txt``.
+    Ctrl-C stops the whole series (exit 130), names the runs not started and
+    says how to continue (``resume_hint``); with ``resume`` finished points
+    are kept and started ones continue.
+    """
+    distributed.refuse_series("several runs in one launch")
+    outcomes: list[Outcome] = []
+    for i, (label, recipe, run_dir) in enumerate(points, 1):
+        log(f"=== [{i}/{len(points)}] {label} -> {run_dir}")
+        try:
+            outcomes.append(_one(label, recipe, run_dir, prep, device, overwrite, log,
+                                 resume_hint or resume_command(run_dir), resume))
+        except KeyboardInterrupt as exc:  # Interrupted is one too
+            rest = [p[0] for p in points[i:]]
+            note = f"; not started: {', '.join(rest)}" if rest else ""
+            msg = str(exc) or f"interrupted during {label}"
+            if resume_hint and "resume with" not in msg:
+                msg += f"; resume with: {resume_hint}"
+            raise Interrupted(f"{msg}{note}") from None
+        except LvmbenchError as exc:
+            log(f"FAILED {label}: {exc} (exit code {exc.exit_code}); continuing with the next run")
+            outcomes.append(Outcome(label, run_dir, None, str(exc), exc.exit_code))
+        except Exception as exc:  # noqa: BLE001 - one model's crash must not end the series
+            outcomes.append(_failed(label, run_dir, exc, log))
+    return outcomes
+
+
+def series_exit_code(outcomes: list[Outcome]) -> int:
+    """0 when every run finished; otherwise the highest exit code among the failures."""
+    return max((o.exit_code for o in outcomes if not o.ok), default=0)
+
+
+def _leaderboard(parent: Path, done: list[Outcome], n_models: int, log: Log) -> dict[str, Any] | None:
+    """The compare leaderboard of the runs that finished (leaderboard.md, leaderboard.png)."""
+    from lvmbench.report import compare as cmp
+    from lvmbench.report import plots
+
+    try:
+        runs = [cmp.load_run(o.run_dir) for o in done]
+        cmp.check_comparable(runs)
+        board = cmp.leaderboard(runs, "hit@5")
+    except UsageError as exc:
+        log(f"no leaderboard: {exc}")
+        return None
+    table = cmp.render(board, "table")
+    atomic_write_text(parent / "leaderboard.md", "# lvmbench leaderboard\n\n```\n" + table + "\n```\n")
+    log("")
+    log(f"leaderboard ({len(done)} of {n_models} models; `lvmbench compare {' '.join(str(o.run_dir) for o in done)}`)")
+    log(table)
+    plots.plot_leaderboard(board, parent / "leaderboard.png", log=log)
+    return board
+
+
+def _finish_many(parent: Path, models: list[str], outcomes: list[Outcome], log: Log) -> None:
+    done = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": utc_now(),
+        "models": models,
+        "runs": [o.summary() for o in outcomes],
+        "failed": [o.label for o in failed],
+        "leaderboard": _leaderboard(parent, done, len(models), log) if done else None,
+    }
+    atomic_write_json(parent / "multi.json", summary)
+    for o in failed:
+        log(f"FAILED {o.label}: {o.error}")
+    log(f"{len(done)}/{len(models)} models finished; artefacts in {parent}")
+
+
+def run_many(
+    recipe: Recipe, models: list[str], data: str | None, out: str | Path | None, overwrite: bool = False,
+    log: Log = print,
+) -> tuple[Path, list[Outcome]]:
+    """Train and score several models, each into ``OUT/<model>/``, on the same data, queries and pool.
+
+    Ends with the ``compare`` leaderboard of the models that finished
+    (``OUT/leaderboard.md``, ``OUT/multi.json``, ``OUT/leaderboard.png``).
+    An interrupted series continues with ``lvmbench run --resume OUT``.
+    """
+    distributed.refuse_series("run --model with several models")
+    _, prep, device = prepare_run(models, recipe, data, log)
+    parent = series_dir(out, "multi", overwrite)
+    points = []
+    for name in models:
+        r = copy.deepcopy(recipe)
+        r.model.name = name
+        points.append((name, r, parent / name))
+    write_plan(parent, "multi", points, prep, models=models)
+    log(f"running {len(models)} models into {parent}: {', '.join(models)}")
+    outcomes = run_series(points, prep, device, overwrite, log, series_resume_command("multi", parent))
+    _finish_many(parent, models, outcomes, log)
+    return parent, outcomes
+
+
+def resume_many(parent: str | Path, data: str | None = None, log: Log = print,
+                models: list[str] | None = None) -> tuple[Path, list[Outcome]]:
+    """Continue an interrupted ``run --model a,b,c``: finished models are kept, started ones resume."""
+    distributed.refuse_series("run --resume of several models")
+    parent = Path(parent)
+    plan, points = load_plan(parent, models)
+    prep, device = prepare_plan(plan, points[0][1], data, parent / PLAN, log)
+    log(f"resuming {len(points)} models in {parent}")
+    outcomes = run_series(points, prep, device, False, log, series_resume_command("multi", parent), resume=True)
+    _finish_many(parent, plan["models"], outcomes, log)
+    return parent, outcomes

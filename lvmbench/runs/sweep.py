@@ -1,0 +1,272 @@
+"""``lvmbench sweep``: context length against Hit@K on a fixed pool.
+
+The artefact this command exists to prevent: a published "longer context
+helps" curve whose candidate pool shrank as the context grew.  Here every
+point of the sweep retrains the model with ``data.context_len = C`` and is
+scored against
+
+* the **same test queries**: the split and ``data.min_context`` define them,
+  not the context length (a query with fewer than C earlier vectors simply
+  gets a shorter context);
+* the **same pool**: every vector of the test chains;
+* the **same candidates per query**: ``eval.exclude_len`` is set to the
+  longest context of the sweep for every point, so each query's preceding
+  ``max(C)`` vectors leave the pool at every point — otherwise a longer context
+  would exclude more candidates and make the task easier.  (A sweep point's
+  headline therefore differs slightly from ``lvmbench run --set
+  data.context_len=C``, which excludes only C vectors.)
+
+These are checked, not assumed: the query target ids, the pool sha256 and the
+exclusion window must be identical across points (and copy_last, which ignores
+all but the last vector, must rank every query identically at every point);
+any difference is an integrity failure (exit 3).  Each point is an ordinary
+run directory ``OUT/ctx-<C>/``; ``OUT/sweep.json`` and ``OUT/sweep.md`` hold
+the table.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tabulate import tabulate
+
+from lvmbench.config import Recipe, recipe_from_dict, validate
+from lvmbench.data.prepare import Prepared, prepare, resolve_data
+from lvmbench.errors import ConfigError, IntegrityError, UsageError
+from lvmbench.evaluate.score import check_ks
+from lvmbench.io import atomic_write_json, atomic_write_text, sha256_arrays
+from lvmbench.models import registry
+from lvmbench.report.compare import load_run
+from lvmbench.report.gate import check_recipe_gate
+from lvmbench.report.format import DASH, num, pct, pct_ci, num_ci
+from lvmbench.report.results import SCHEMA_VERSION, utc_now
+from lvmbench.runs.rundir import series_dir
+from lvmbench.runs.single import check_outside_models
+from lvmbench.runs.series import (
+    PLAN, load_plan, prepare_plan, run_series, series_exit_code, series_resume_command, write_plan,
+)
+from lvmbench.runtime import configure_threads, resolve_device
+
+Log = Callable[[str], None]
+REFERENCE = "copy_last"
+
+
+def parse_contexts(spec: str) -> list[int]:
+    """``5,20,100`` -> ``[5, 20, 100]`` (ascending); each >= 1, no repeats."""
+    try:
+        values = [int(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--context expects comma-separated integers, got {spec!r}") from None
+    if not values:
+        raise UsageError("--context needs at least one context length")
+    if any(v < 1 for v in values):
+        raise UsageError(f"--context lengths must be >= 1, got {spec!r}")
+    if len(set(values)) != len(values):
+        raise UsageError(f"--context lists a length more than once: {spec!r}")
+    return sorted(values)
+
+
+def point_recipes(recipe: Recipe, contexts: list[int]) -> list[Recipe]:
+    """One recipe per context length, all excluding the same window (the longest context)."""
+    window = max(max(contexts), recipe.eval.exclude_len)
+    out = []
+    for c in contexts:
+        r = copy.deepcopy(recipe)
+        r.data.context_len = c
+        r.eval.exclude_len = window
+        validate(r)
+        out.append(r)
+    return out
+
+
+def _load_point(run_dir: Path) -> dict[str, np.ndarray]:
+    """A finished point's per-query ranks; unreadable ones make the sweep unverifiable (exit 3)."""
+    try:
+        return load_run(run_dir).arrays
+    except UsageError as exc:
+        raise IntegrityError(f"cannot read the point's per-query ranks ({exc})") from None
+
+
+def _metric_cells(m: dict[str, Any], ks: list[int]) -> list[str]:
+    return [pct_ci(m[f"hit@{k}"], m["ci"][f"hit@{k}"]) for k in ks] + [num_ci(m["mrr"], m["ci"]["mrr"])]
+
+
+def render(summary: dict[str, Any]) -> str:
+    ks = summary["ks"]
+    headers = ["context"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]", "best epoch", "margin"]
+    rows = []
+    for p in summary["points"]:
+        if p["status"] != "ok":
+            rows.append([str(p["context"]), f"FAILED: {p['error']}"] + [""] * (len(headers) - 2))
+            continue
+        m = p["metrics"]
+        rows.append([str(p["context"])] + _metric_cells(m, ks)
+                    + [DASH if p["best_epoch"] is None else str(p["best_epoch"]), num(m["margin"], signed=True)])
+    ref = summary.get("reference")
+    if ref:
+        rows.append([f"{ref['name']} (baseline, any context)"] + _metric_cells(ref["metrics"], ks)
+                    + [DASH, num(ref["metrics"]["margin"], signed=True)])
+    q, pool, chance = summary["queries"], summary["pool"], summary.get("chance") or {}
+    checks = summary["checks"]
+    lines = [
+        f"context-length sweep of {summary['model']} on {summary['dataset']['name']} "
+        f"(sha256 {str(summary['dataset']['sha256'])[:12]})",
+        f"every point: the same {q['n']} {pool['split']} queries (target ids sha256 {str(q['target_ids_sha256'])[:12]}), "
+        f"the same pool of {pool['size']} candidates (sha256 {str(pool['sha256'])[:12]}), each query's "
+        f"{summary['exclude_len']} preceding vectors excluded at every point; chance "
+        + ", ".join(f"Hit@{k} {pct(chance.get(f'hit@{k}'))}%" for k in ks),
+        "checks: " + ", ".join(f"{k} {'OK' if v else 'FAILED'}" for k, v in checks.items() if v is not None),
+        "",
+        tabulate(rows, headers=headers, disable_numparse=True),
+    ]
+    return "\n".join(lines)
+
+
+def _point_row(context: int, o: Any, ks: list[int]) -> tuple[dict[str, Any], tuple | None]:
+    """sweep.json's row of one point, and (results, arrays) when it finished."""
+    row: dict[str, Any] = {"context": context, "run_dir": str(o.run_dir), "status": "ok" if o.ok else "failed",
+                           "error": o.error, "exit_code": o.exit_code}
+    if not o.ok:
+        return row, None
+    res = o.results
+    arrays = _load_point(Path(o.run_dir))
+    m = res["metrics"]
+    row.update({
+        "metrics": {k: m[k] for k in [f"hit@{k}" for k in ks] + ["mrr", "mean_cos", "margin", "ci", "n_queries"]},
+        "best_epoch": res["model"].get("best_epoch"),
+        "params": res["model"].get("params"),
+        "pool_sha256": res["pool"]["sha256"],
+        "exclude_len": res["pool"].get("exclude_len"),
+        "target_ids_sha256": sha256_arrays(arrays["target_ids"]),
+        "train_s": res.get("timings", {}).get("train_s"),
+    })
+    return row, (res, arrays)
+
+
+def _checks(loaded: list[tuple[dict[str, Any], dict[str, np.ndarray]]], window: int) -> dict[str, Any]:
+    """Same queries, pool and exclusion at every point (and copy_last ranking every query alike)."""
+    checks: dict[str, Any] = {"same_queries": None, "same_pool": None, "same_exclusion": None,
+                              "copy_last_ranks_identical": None}
+    if not loaded:
+        return checks
+    first_res, first_arr = loaded[0]
+    checks["same_queries"] = all(np.array_equal(a["target_ids"], first_arr["target_ids"]) for _, a in loaded)
+    checks["same_pool"] = all(r["pool"]["sha256"] == first_res["pool"]["sha256"] for r, _ in loaded)
+    checks["same_exclusion"] = all(r["pool"].get("exclude_len") == window for r, _ in loaded)
+    key = f"rank__{REFERENCE}"
+    if all(key in a for _, a in loaded):
+        checks["copy_last_ranks_identical"] = all(np.array_equal(a[key], first_arr[key]) for _, a in loaded)
+    return checks
+
+
+def _summary(recipe: Recipe, contexts: list[int], window: int, store: Any, split_sha: str,
+             rows: list[dict[str, Any]], loaded: list[tuple], checks: dict[str, Any]) -> dict[str, Any]:
+    first_res, first_arr = loaded[0] if loaded else ({}, {})
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": utc_now(),
+        "model": recipe.model.name,
+        "contexts": contexts,
+        "exclude_len": window,
+        "ks": list(recipe.eval.ks),
+        "dataset": {"name": store.name, "path": str(store.path), "sha256": store.sha256},
+        "split_sha256": split_sha,
+        "queries": {
+            "split": "test",
+            "n": int(len(first_arr["target_ids"])) if loaded else None,
+            "target_ids_sha256": sha256_arrays(first_arr["target_ids"]) if loaded else None,
+            "defined_by": "the test split and data.min_context (not data.context_len)",
+        },
+        "pool": {k: first_res.get("pool", {}).get(k) for k in ("split", "size", "sha256", "exclude_context")},
+        "chance": first_res.get("metrics", {}).get("chance"),
+        "checks": checks,
+        "points": rows,
+        "reference": None,
+        "recipe": recipe.to_dict(),
+    }
+    if loaded and REFERENCE in first_res.get("baselines", {}):
+        summary["reference"] = {"name": REFERENCE, "metrics": first_res["baselines"][REFERENCE]}
+    return summary
+
+
+def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, outcomes: list[Any],
+            log: Log) -> tuple[Path, dict[str, Any], int]:
+    """sweep.json and sweep.md from the points' outcomes; exit 3 when the points are not comparable."""
+    window = max(max(contexts), recipe.eval.exclude_len)
+    rows, loaded = [], []
+    for c, o in zip(contexts, outcomes):
+        row, point = _point_row(c, o, list(recipe.eval.ks))
+        rows.append(row)
+        if point is not None:
+            loaded.append(point)
+    checks = _checks(loaded, window)
+    summary = _summary(recipe, contexts, window, prep.store, prep.report["split"]["sha256"], rows, loaded, checks)
+    table = render(summary)
+    atomic_write_json(parent / "sweep.json", summary)
+    atomic_write_text(parent / "sweep.md", "# lvmbench context-length sweep\n\n```\n" + table + "\n```\n")
+    log("")
+    log(table)
+    log(f"artefacts in {parent} (sweep.json, sweep.md, ctx-<C>/ run directories)")
+    bad = [k for k, v in checks.items() if v is False]
+    if bad:
+        raise IntegrityError(f"{parent}: sweep points differ in {', '.join(bad)}; the points are not comparable")
+    return parent, summary, series_exit_code(outcomes)
+
+
+def sweep(
+    recipe: Recipe, contexts: list[int], data: str | None, out: str | Path | None, overwrite: bool = False,
+    log: Log = print,
+) -> tuple[Path, dict[str, Any], int]:
+    """Retrain ``recipe.model.name`` at each context length and score every point on the same queries and pool.
+
+    Returns the sweep directory, the summary (``sweep.json``) and the exit code
+    (0, or the highest exit code of a failed point; an integrity failure raises).
+    An interrupted sweep continues with ``lvmbench sweep --resume OUT``.
+    """
+    name = recipe.model.name
+    registry.get_entry(name)
+    if not contexts:
+        raise UsageError("sweep needs at least one context length")
+    recipes = point_recipes(recipe, contexts)
+    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    configure_threads(recipe)
+    store = resolve_data(data, log)
+    prep = prepare(store, recipes[0])  # gates, split and samples do not depend on data.context_len
+    for split in ("val", "test"):
+        check_ks(prep, recipes[0], split)
+    check_outside_models([name], prep, recipes[0])
+    device = resolve_device(recipe.train.device)
+    parent = series_dir(out, f"{name}-sweep", overwrite)
+    log(f"sweep of {name} over context lengths {', '.join(map(str, contexts))} into {parent}; "
+        f"every point excludes each query's {recipes[0].eval.exclude_len} preceding vectors")
+    points = [(f"context {c}", r, parent / f"ctx-{c}") for c, r in zip(contexts, recipes)]
+    write_plan(parent, "sweep", points, prep, contexts=contexts, recipe=recipe.to_dict())
+    outcomes = run_series(points, prep, device, overwrite, log, series_resume_command("sweep", parent))
+    return _finish(parent, recipe, contexts, prep, outcomes, log)
+
+
+def resume_sweep(parent: str | Path, data: str | None = None, log: Log = print,
+                 models: list[str] | None = None) -> tuple[Path, dict[str, Any], int]:
+    """Continue an interrupted sweep: finished points are kept, started ones resume, the rest start."""
+    parent = Path(parent)
+    plan, points = load_plan(parent, models)
+    if plan.get("kind") != "sweep":
+        raise UsageError(f"{parent / PLAN}: a {plan.get('kind')} series, not a sweep; use lvmbench run --resume")
+    recipe = recipe_from_dict(plan["recipe"], parent / PLAN)
+    prep, device = prepare_plan(plan, points[0][1], data, parent / PLAN, log)
+    log(f"resuming the sweep in {parent} ({len(points)} context lengths)")
+    outcomes = run_series(points, prep, device, False, log, series_resume_command("sweep", parent), resume=True)
+    return _finish(parent, recipe, plan["contexts"], prep, outcomes, log)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """``--set data.context_len`` would be overwritten at every point: refuse it."""
+    for item in overrides:
+        if item.split("=", 1)[0].strip() in ("data.context_len", "eval.exclude_len"):
+            raise ConfigError(f"--set {item}: the sweep sets this itself (use --context)")
+
+
+__all__ = ["sweep", "parse_contexts", "point_recipes", "render", "check_overrides"]

@@ -1,0 +1,69 @@
+"""What the training loop measures every epoch: val loss and val Hit@K.
+
+Hit@K here comes from :func:`lvmbench.evaluate.scoring.torch_ranks`, the same
+ranks the consistency check later compares with FAISS retrieval, so the
+early-stopping number is the number index retrieval gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lvmbench.config import Recipe
+from lvmbench.data.samples import Samples
+from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
+from lvmbench.train import distributed
+from lvmbench.train.distributed import Dist
+from lvmbench.train.loss import consultant_loss
+
+
+@dataclass
+class TrainData:
+    unit: torch.Tensor  # [N, D] float32 L2-normalised, on the training device
+    train: Samples
+    val: Samples
+    val_queries: Queries
+    val_pool: torch.Tensor  # [P, D] on the training device
+
+
+@torch.no_grad()
+def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = distributed.SINGLE) -> dict[str, float]:
+    """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool.
+
+    Under torchrun the val queries are shared out: rank ``r`` takes the chunks
+    ``r::world`` (the chunks the loss averages over), ranks them against the
+    whole val pool, and the loss x weight, hit counts and reciprocal-rank sums
+    are all-reduced; rank 0's result is then broadcast, so every rank takes the
+    same early-stopping decision.  With one process the sums are those of
+    ``np.average`` / ``metrics.hit_at_k`` / ``metrics.mrr`` over every query.
+    """
+    cfg = recipe.train
+    n, mb = len(data.val), cfg.micro_batch
+    chunks = list(range(0, n, mb))[dist.rank :: dist.world_size]
+    keep = np.concatenate([np.arange(s, min(s + mb, n)) for s in chunks]) if chunks else np.empty(0, dtype=np.int64)
+    samples = data.val.subset(keep)
+    pred = predict_all(model, data.unit, samples, recipe.data.context_len, cfg.eval_batch).to(data.unit.device)
+    target = data.unit[torch.from_numpy(samples.target).to(data.unit.device)]
+    losses, weights, pos = [], [], 0
+    for s in chunks:
+        w = min(mb, n - s)
+        loss, _ = consultant_loss(pred[pos : pos + w], target[pos : pos + w], cfg)
+        losses.append(loss.item())
+        weights.append(w)
+        pos += w
+    ranks, _ = torch_ranks(pred, data.val_pool, data.val_queries.subset(keep), exclude=recipe.eval.exclude_context)
+    ks = list(recipe.eval.ks)
+    local = [float(np.multiply(losses, weights).sum()), float(sum(weights))]
+    local += [float((ranks <= k).sum()) for k in ks]
+    local += [float((1.0 / ranks.astype(np.float64)).sum()), float(len(ranks))]
+    tot = distributed.all_reduce_sum(local, dist).tolist()
+    count = tot[-1]
+    out = {"val_loss": tot[0] / tot[1]}
+    for j, k in enumerate(ks):
+        out[f"val_hit@{k}"] = tot[2 + j] / count
+    out["val_mrr"] = tot[-2] / count
+    return distributed.broadcast_object(out, dist)
