@@ -40,6 +40,10 @@ class DataConfig:
     train_frac: float = 0.8
     val_frac: float = 0.1
     test_frac: float = 0.1
+    folds: int = 0
+    """Document-level k-fold cross-validation: with folds = K (>= 3) the *_frac are not used; fold ``fold``
+    tests one K-th of the documents, validates on the next K-th and trains on the rest."""
+    fold: int = 0
 
 
 @dataclass
@@ -77,6 +81,14 @@ class TrainConfig:
     infonce_weight: float = 0.05
     tau: float = 0.07
     eval_batch: int = 256
+    loss: str = "consultant"
+    """'consultant' (MSE + cos + in-batch InfoNCE, the weights above) or 'contrastive' (InfoNCE against the
+    whole training split, the query's excluded context masked; see lvmbench/train/loss.py)."""
+    max_negatives: int = 65536
+    """contrastive: above this many training vectors, each micro-batch uses a seeded subset of this size."""
+    stop_metric: str = "hit@5"
+    """The val metric early stopping and the best checkpoint follow: 'hit@5' (or another hit@K of eval.ks)
+    or 'mrr'."""
     device: str = "auto"
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default."""
@@ -111,7 +123,8 @@ class EvalConfig:
     tie_tol: float = 1e-5
     bootstrap: int = 1000
     baselines: list[str] = field(
-        default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor"]
+        default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor",
+                                 "decayed_mean"]
     )
 
 
@@ -205,6 +218,17 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     return coerce(value, where)
 
 
+def exclusion_len(recipe: Recipe) -> int:
+    """How many vectors before each target leave the pool with ``eval.exclude_context``.
+
+    The query's own context (``data.context_len``), or the longer window
+    ``eval.exclude_len`` when set: ``lvmbench sweep`` sets it to its longest
+    context so every point of the sweep ranks each target among the same
+    candidates.
+    """
+    return max(recipe.data.context_len, recipe.eval.exclude_len)
+
+
 def _cli_literal(value: str) -> Any:
     """A ``--set`` value for a free-form table: a TOML literal (256, 0.1, true, [1, 2]) or else the string."""
     try:
@@ -257,6 +281,16 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _mark_explicit(recipe: Recipe, key: str) -> None:
+    """Remember that the user set ``key`` (TOML or --set): a dataset that fixes it must not override it silently."""
+    recipe.__dict__.setdefault("_explicit", set()).add(key)
+
+
+def explicit_keys(recipe: Recipe) -> set[str]:
+    """The dotted keys the user set in this process (empty for a recipe read back from a run)."""
+    return set(recipe.__dict__.get("_explicit", set()))
+
+
 def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
     """Apply ``section.key=value`` strings (the CLI's ``--set``)."""
     for item in overrides:
@@ -264,24 +298,46 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
         key, value = item.split("=", 1)
         _set_path(recipe, key.strip(), value.strip(), from_cli=True)
+        _mark_explicit(recipe, key.strip())
     validate(recipe)
     return recipe
 
 
-def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-    """The default recipe, then a TOML file (data only, never executed), then ``--set``."""
+RECIPES: dict[str, dict[str, Any]] = {
+    "consultant": {},
+    "contrastive": {
+        "name": "contrastive",
+        "train": {"loss": "contrastive", "tau": 0.05, "stop_metric": "mrr", "max_epochs": 30},
+    },
+}
+"""Named recipes (``--recipe NAME``): the consultant recipe is the default; each other one is a set of
+overrides of it, so every field not named here is the consultant value."""
+
+
+def named_recipe(name: str) -> Recipe:
     recipe = Recipe()
+    for key, value in _flatten(RECIPES[name]):
+        _set_path(recipe, key, value)
+    return recipe
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """The default recipe, or a named one, then a TOML file (data only, never executed), then ``--set``."""
+    recipe = Recipe()
+    if path is not None and str(path) in RECIPES and not Path(path).is_file():
+        recipe, path = named_recipe(str(path)), None
     if path is not None:
         p = Path(path)
         try:
             table = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{p}: recipe file not found") from None
+            raise ConfigError(f"{p}: recipe file not found (named recipes: {', '.join(RECIPES)})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from None
         try:
             for key, value in _flatten(table):
                 _set_path(recipe, key, value)
+                _mark_explicit(recipe, key)
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from None
         named = any(o.split("=", 1)[0].strip() == "model.name" for o in overrides or [])
@@ -305,30 +361,48 @@ def recipe_from_dict(table: Any, where: str | Path) -> Recipe:
     return recipe
 
 
-def validate(recipe: Recipe) -> None:
-    """Reject settings that would make a run meaningless rather than fail later."""
-    d, t, e, g = recipe.data, recipe.train, recipe.eval, recipe.gate
+def _validate_data(d: DataConfig) -> None:
     fracs = (d.train_frac, d.val_frac, d.test_frac)
     if any(f <= 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
         raise ConfigError(f"data.*_frac must be positive and sum to 1, got {fracs}")
     if d.context_len < 1 or d.min_context < 1 or d.min_chain_len < 2:
         raise ConfigError("data.context_len and data.min_context must be >= 1, data.min_chain_len >= 2")
+    if d.folds and (d.folds < 3 or not 0 <= d.fold < d.folds):
+        raise ConfigError(f"data.folds must be 0 (no cross-validation) or >= 3 with 0 <= data.fold < data.folds, "
+                          f"got folds={d.folds}, fold={d.fold}")
+
+
+def _validate_train(t: TrainConfig, ks: list[int]) -> None:
     if t.micro_batch < 1 or t.accum_steps < 1 or t.max_epochs < 1 or t.patience < 1:
         raise ConfigError("train.micro_batch, accum_steps, max_epochs and patience must be >= 1")
     if t.lr <= 0 or t.tau <= 0:
         raise ConfigError("train.lr and train.tau must be positive")
     if t.device not in {"auto", "cpu", "cuda"} and not t.device.startswith("cuda:"):
         raise ConfigError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+    if t.loss not in {"consultant", "contrastive"}:
+        raise ConfigError(f"train.loss must be 'consultant' or 'contrastive', got {t.loss!r}")
+    if t.stop_metric != "mrr" and t.stop_metric not in {f"hit@{k}" for k in ks}:
+        raise ConfigError(f"train.stop_metric must be 'mrr' or hit@K for a K of eval.ks, got {t.stop_metric!r}")
+
+
+def _validate_eval(e: EvalConfig, context_len: int) -> None:
     if not e.ks or any(k <= 0 for k in e.ks):
         raise ConfigError(f"eval.ks must be positive integers, got {e.ks}")
     if 5 not in e.ks:
         raise ConfigError("eval.ks must include 5: the recipe early-stops and gates on Hit@5")
-    if e.exclude_len < 0 or (e.exclude_len and e.exclude_len < d.context_len):
+    if e.exclude_len < 0 or (e.exclude_len and e.exclude_len < context_len):
         raise ConfigError(
-            f"eval.exclude_len must be 0 (= data.context_len) or >= data.context_len ({d.context_len}), "
+            f"eval.exclude_len must be 0 (= data.context_len) or >= data.context_len ({context_len}), "
             f"got {e.exclude_len}"
         )
     if e.pool not in {"split", "full"}:
         raise ConfigError(f"eval.pool must be 'split' or 'full', got {e.pool!r}")
-    if g.on not in {"value", "ci_low"}:
-        raise ConfigError(f"gate.on must be 'value' or 'ci_low', got {g.on!r}")
+
+
+def validate(recipe: Recipe) -> None:
+    """Reject settings that would make a run meaningless rather than fail later."""
+    _validate_data(recipe.data)
+    _validate_eval(recipe.eval, recipe.data.context_len)
+    _validate_train(recipe.train, recipe.eval.ks)
+    if recipe.gate.on not in {"value", "ci_low"}:
+        raise ConfigError(f"gate.on must be 'value' or 'ci_low', got {recipe.gate.on!r}")

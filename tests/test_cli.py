@@ -88,7 +88,8 @@ def test_end_to_end_run_beats_copy_last_and_writes_every_artefact(tiny_store, tm
     assert res["lift"]["intervals_separate"] == (lo > bhi or hi < blo)
     assert res["consistency"]["ok"] and res["consistency"]["val"]["ok"]
     assert res["pool"]["size"] == res["split"]["sizes"]["test"]["vectors"]
-    assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor"}
+    assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor",
+                                     "decayed_mean"}
     hist = json.loads((out / "training_history.json").read_text())
     assert hist["best_hit5"] == pytest.approx(res["consistency"]["val"]["recorded_val_hit@5"])
     # the predictions file lets anyone recompute every rank

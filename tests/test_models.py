@@ -45,9 +45,12 @@ def test_outputs_are_unit_vectors_of_dim_d(name):
     import numpy as np
 
     ctx, lengths, _ = _batch()
+    # one "document" of 50 vectors: the first 30 train (and the ridge pairs), the last 20 val
     model = registry.build(name, 32, ModelConfig(hidden=32, layers=2, memory_slots=8, head_hidden=64),
                            registry.Context(train_mean=np.ones(32, dtype=np.float32), unit=_UNIT,
-                                            train_pairs=(np.arange(0, 49), np.arange(1, 50))))
+                                            train_pairs=(np.arange(0, 49), np.arange(1, 50)),
+                                            val_targets=np.arange(31, 50), val_starts=np.full(19, 30),
+                                            val_rows=np.arange(30, 50)))
     out = predict(model, ctx, lengths)
     assert out.shape == (6, 32)
     assert torch.allclose(out.norm(dim=-1), torch.ones(6), atol=1e-5)

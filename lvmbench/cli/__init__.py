@@ -21,9 +21,11 @@ from lvmbench.cli.evaluate import add_eval, add_trec
 from lvmbench.cli.predictions import add_score, add_task
 from lvmbench.cli.results import add_compare, add_gate, add_models
 from lvmbench.cli.run import add_run, add_sweep
+from lvmbench.cli.suite import add_suite
 from lvmbench.errors import Interrupted, LvmbenchError, error_line
 
-COMMANDS = (add_run, add_eval, add_sweep, add_task, add_score, add_trec, add_gate, add_models, add_compare, add_data)
+COMMANDS = (add_run, add_eval, add_sweep, add_suite, add_task, add_score, add_trec, add_gate, add_models, add_compare,
+            add_data)
 """Each registers one subcommand (its parser and ``func``); the order is the order of ``--help``."""
 
 

@@ -7,6 +7,7 @@ only place that knows the flag names.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,8 +77,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
 
 def run_build(args: argparse.Namespace, log: Log = print) -> int:
     """``lvmbench data build``: build (or, with ``--dry-run``, only scan) and print the report."""
-    options = build_options(args)
-    options.log = log
+    options = dataclasses.replace(build_options(args), log=log)
     if args.dry_run:
         _, report = scan_corpus(args.src, **options.filters())
     else:

@@ -42,10 +42,19 @@ def resume(args: argparse.Namespace) -> int:
     if plan.is_file():
         from lvmbench.io import read_json
 
-        if read_json(plan, UsageError).get("kind") == "sweep":
+        kind = read_json(plan, UsageError).get("kind")
+        if kind == "sweep":
             from lvmbench.runs.sweep import resume_sweep
 
             return resume_sweep(args.resume, args.data, log=log, models=models)[2]
+        if kind == "folds":
+            from lvmbench.runs.folds import resume_cv
+
+            return resume_cv(args.resume, args.data, log=log, models=models)[2]
+        if kind == "suite":
+            from lvmbench.runs.suite import resume_suite
+
+            return resume_suite(args.resume, log=log, models=models)[2]
         from lvmbench.runs.series import resume_many, series_exit_code
 
         return series_exit_code(resume_many(args.resume, args.data, log=log, models=models)[1])
@@ -57,11 +66,17 @@ def resume(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device"))
+        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device", "folds"))
         return resume(args)
     from lvmbench.runs.series import is_multi, parse_models, run_many, series_exit_code
     from lvmbench.runs.single import run
 
+    if args.folds:
+        from lvmbench.runs.folds import run_cv
+
+        if is_multi(args.model):
+            raise UsageError("--folds takes one model (cross-validate each model in its own run)")
+        return run_cv(recipe_from_args(args), args.folds, args.data, args.out, args.overwrite, log=log)[2]
     if is_multi(args.model):
         models = parse_models(args.model)
         args.model = None
@@ -89,6 +104,11 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", help="run directory (default runs/<model>-<timestamp>; with several models the parent "
                    "of their run directories)")
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
+    r.add_argument("--folds", type=int, metavar="K",
+                   help="document-level K-fold cross-validation (K >= 3): fold f tests one K-th of the documents "
+                   "(OUT/fold-<f>/, an ordinary run scored against that fold's own test pool), so every document "
+                   "is tested once; the test queries of all folds are pooled for the intervals and paired tests "
+                   "(OUT/cv.json, OUT/cv.md, with each fold's Hit@5)")
     r.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run (the command an interrupt prints): from RUN_DIR/last.pt with "
                    "RUN_DIR/recipe.json (model, optimiser, scheduler, early-stopping and RNG state restored), from "

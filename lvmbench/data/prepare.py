@@ -14,12 +14,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lvmbench.config import Recipe
+from lvmbench.config import DataConfig, Recipe, explicit_keys, validate
 from lvmbench.data import synth
 from lvmbench.data.gates import GateResult, apply_gates, row_hashes, unit_vectors
 from lvmbench.data.samples import Samples, make_samples, pair_coherence
 from lvmbench.data.split import Split, check_leakage, leakage_report, split_chains
 from lvmbench.data.store import ChainStore, load_store
+from lvmbench.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATASET = REPO_ROOT / "fixtures" / "python-docs"
@@ -58,9 +59,38 @@ class Prepared:
     report: dict[str, Any]
 
 
+FIXABLE = ("train_frac", "val_frac", "test_frac", "min_chain_len", "coherence_min", "pair_coherence_min",
+           "min_context")
+"""The data settings a dataset's manifest may fix (its ``recipe.data`` table): the split and the gates."""
+
+
+def apply_dataset_settings(recipe: Recipe, store: ChainStore) -> Recipe:
+    """Adopt the split and gates a dataset fixes in its manifest (a suite task does); refuse a contradicting --set.
+
+    The recipe is changed in place, so what a run records is what it used.
+    A value the user did not set is replaced; one the user set (``--set`` or a
+    TOML recipe) to something else is refused: the task would not be the
+    published one.
+    """
+    fixed = (store.manifest.get("recipe") or {}).get("data") or {}
+    default, explicit = DataConfig(), explicit_keys(recipe)
+    for key, value in fixed.items():
+        if key not in FIXABLE:
+            raise DataError(f"{store.path / 'manifest.json'}: recipe.data.{key} cannot be fixed by a dataset "
+                            f"(only {', '.join(FIXABLE)})")
+        mine = getattr(recipe.data, key)
+        if f"data.{key}" in explicit and mine != value:
+            raise ConfigError(f"data.{key}={mine}: {store.path} fixes data.{key} = {value} in its manifest "
+                              "(the task's published split and gates)")
+        setattr(recipe.data, key, type(getattr(default, key))(value))
+    validate(recipe)
+    return recipe
+
+
 def prepare(store: ChainStore, recipe: Recipe, strict: bool = True) -> Prepared:
     """Gates, split, leakage check and samples.  ``strict=False`` records leakage instead of refusing it
-    (``data info`` reports it in full, then exits 3)."""
+    (``data info`` reports it in full, then exits 3).  The dataset's fixed settings are applied first."""
+    apply_dataset_settings(recipe, store)
     d = recipe.data
     unit = unit_vectors(store.vectors)
     hashes = row_hashes(store.vectors)
@@ -76,8 +106,6 @@ def prepare(store: ChainStore, recipe: Recipe, strict: bool = True) -> Prepared:
         samples["train"] = samples["train"].subset(keep)
     for name, s in samples.items():
         if len(s) == 0:
-            from lvmbench.errors import DataError
-
             raise DataError(f"{store.path}: the {name} split has no samples after the gates")
     report = {
         "gates": {

@@ -43,8 +43,26 @@ class Split:
         return sha256_json({name: [chain_ids[c] for c in idx] for name, idx in self.chains.items()})
 
 
+def fold_split(kept: np.ndarray, folds: int, fold: int, seed: int, where: str = "dataset") -> Split:
+    """Document-level k-fold cross-validation: fold ``f`` tests one part, validates on the next, trains on the rest.
+
+    The parts are a seeded permutation of the kept chains cut into ``folds``
+    near-equal pieces, so over the ``folds`` folds every document is a test
+    document exactly once (and a val document once).
+    """
+    if len(kept) < folds:
+        raise DataError(f"{where}: {len(kept)} usable chains cannot be cut into {folds} folds")
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(kept)), folds)
+    test, val = parts[fold], parts[(fold + 1) % folds]
+    train = np.concatenate([p for i, p in enumerate(parts) if i not in (fold, (fold + 1) % folds)])
+    return Split(chains={"train": np.sort(kept[train]), "val": np.sort(kept[val]), "test": np.sort(kept[test])},
+                 seed=seed)
+
+
 def split_chains(kept: np.ndarray, cfg: DataConfig, seed: int, where: str = "dataset") -> Split:
-    """Seeded chain-level split of the chains that passed the gates."""
+    """Seeded chain-level split of the chains that passed the gates (or fold ``cfg.fold`` of ``cfg.folds``)."""
+    if cfg.folds:
+        return fold_split(kept, cfg.folds, cfg.fold, seed, where)
     n = len(kept)
     n_val = int(round(cfg.val_frac * n))
     n_test = int(round(cfg.test_frac * n))

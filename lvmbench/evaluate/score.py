@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
 from lvmbench.errors import ConfigError
 from lvmbench.evaluate import diagnostics
@@ -32,17 +32,6 @@ from lvmbench.models.build import build_model
 from lvmbench.progress import Progress
 
 Log = Callable[[str], None]
-
-
-def exclusion_len(recipe: Recipe) -> int:
-    """How many vectors before each target leave the pool with ``eval.exclude_context``.
-
-    The query's own context (``data.context_len``), or the longer window
-    ``eval.exclude_len`` when set: ``lvmbench sweep`` sets it to its longest
-    context so every point of the sweep ranks each target among the same
-    candidates.
-    """
-    return max(recipe.data.context_len, recipe.eval.exclude_len)
 
 
 def pool_for(prep: Prepared, recipe: Recipe, split: str, bank: Bank | None = None, shard_size: int = 0) -> Pool:
@@ -152,6 +141,8 @@ def score_baselines(
     for name in recipe.eval.baselines:
         model = build_model(name, prep, recipe).to(device)
         out[name], _ = score_one(name, model, prep, recipe, unit_t, pool, queries)
+        if hasattr(model, "describe"):  # a fitted baseline records its coefficients
+            out[name].metrics["fit"] = model.describe()
         if progress is not None:
             progress.update()
             progress.set_postfix(last=name)

@@ -55,12 +55,18 @@ def win_tie_loss(rank_a: np.ndarray, rank_b: np.ndarray) -> tuple[int, int, int]
     return int(np.sum(a < b)), int(np.sum(a == b)), int(np.sum(a > b))
 
 
+BOOTSTRAP = 1000
+"""Resamples (seed 0) of the paired bootstrap interval of the Hit@K lift."""
+
+
 def paired(
     rank_a: np.ndarray, rank_b: np.ndarray, lift_keys: tuple[str, ...] = ("hit@5", "mrr"), k: int = PAIRED_K
 ) -> dict[str, Any]:
     """A against B on the same queries, in the same order.
 
-    Returns the lift (A − B) in each of ``lift_keys``, the exact McNemar
+    Returns the lift (A − B) in each of ``lift_keys``, its paired percentile
+    bootstrap 95 % interval for Hit@``k`` (queries resampled together, so the
+    interval is of the difference, not of each rate), the exact McNemar
     p-value on Hit@``k`` (``mcnemar_p_hit@k``), whether the two Wilson 95 %
     intervals of Hit@``k`` separate and in which direction, and per-query
     wins/ties/losses (lower rank wins).
@@ -74,6 +80,7 @@ def paired(
     wins, ties, losses = win_tie_loss(a, b)
     out: dict[str, Any] = {m: metrics.value(m, a) - metrics.value(m, b) for m in lift_keys}
     out.update({
+        f"lift_ci_{key}": list(metrics.bootstrap_mean_ci((a <= k).astype(np.float64) - (b <= k), BOOTSTRAP, 0)),
         f"mcnemar_p_{key}": mcnemar_exact(a <= k, b <= k),
         # Wilson 95 % intervals that do not overlap: the lift is outside the noise
         "intervals_separate": bool(a_lo > b_hi or a_hi < b_lo),

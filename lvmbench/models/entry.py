@@ -19,13 +19,28 @@ class Context:
     ``unit`` is the float32 L2-normalised ``[N, D]`` array of every vector (a
     reference, never copied); ``train_pairs`` is ``(prev_rows, next_rows)``,
     int64 global rows of the training split's (x_{t-1}, x_t) pairs, both rows
-    in the same chain.  Only the no-gradient baselines read them.
+    in the same chain.  The baselines fitted on the training split read them,
+    and an outside model whose constructor takes ``train`` receives them.
     """
 
     train_mean: np.ndarray | None = None
     seed: int = 0
     unit: np.ndarray | None = None
     train_pairs: tuple[np.ndarray, np.ndarray] | None = None
+    train_targets: np.ndarray | None = None
+    """int64 [S] global row of every training sample's target (the training queries)."""
+    train_starts: np.ndarray | None = None
+    """int64 [S] the first row of each training sample's chain."""
+    train_rows: np.ndarray | None = None
+    """int64 [M] every row of the training chains, in order (the training pool)."""
+    val_targets: np.ndarray | None = None
+    """int64 [V] the val samples' target rows (what a baseline's few coefficients are chosen on)."""
+    val_starts: np.ndarray | None = None
+    val_rows: np.ndarray | None = None
+    """int64 [W] every row of the val chains, in order (the val pool)."""
+    context_len: int = 100
+    exclusion: int = 100
+    """The scoring contract's excluded window before each target (``config.exclusion_len``)."""
 
 
 @dataclass(frozen=True)

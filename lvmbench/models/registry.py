@@ -49,6 +49,8 @@ BUILTINS: list[Entry] = [
           "lvmbench.models.baselines:ridge", data=True),
     Entry("knn_successor", "baseline", "successor of the nearest training vector (FAISS flat, exact)",
           "lvmbench.models.baselines:knn_successor", data=True),
+    Entry("decayed_mean", "baseline", "x_last + a·(decayed context mean) − g·(training mean); a, h, g chosen on "
+          "val", "lvmbench.models.decayed_mean:build", data=True),
 ]
 """The built-in zoo.  A new family is one module plus one line here (docs/architecture.md)."""
 

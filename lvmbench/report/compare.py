@@ -294,6 +294,11 @@ def compare(
         raise UsageError("compare needs at least one run directory")
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    suites = [(Path(p) / "suite.json").is_file() for p in paths]
+    if any(suites):
+        if not all(suites):
+            raise UsageError("compare takes run directories or suite directories (with suite.json), not both")
+        return compare_suites(paths, metric, fmt, force, warn)
     runs = [load_run(p) for p in paths]
     warnings = check_comparable(runs, force)
     board = leaderboard(runs, metric)
@@ -308,3 +313,39 @@ def compare(
             (warn or (lambda _m: None))(line)
         return render(board, fmt)
     return render(board, fmt, warnings)
+
+
+def _task_runs(suite: Path, task: str) -> list[tuple[str, Path]]:
+    """The run directories of one task of a suite directory: the task's own, or one per fold."""
+    d = suite / task
+    if (d / "results.json").is_file():
+        return [(task, d)]
+    return [(f"{task} {f.name}", f) for f in sorted(d.glob("fold-*")) if (f / "results.json").is_file()]
+
+
+def compare_suites(paths: list[str | Path], metric: str = "hit@5", fmt: str = "table", force: bool = False,
+                   warn: Callable[[str], None] | None = None) -> str:
+    """Task by task (fold by fold), the ordinary leaderboard of the suites' runs, with the same refusals."""
+    suites = [Path(p) for p in paths]
+    tasks = [json.loads((p / "suite.json").read_text()).get("tasks", []) for p in suites]
+    common = [t for t in tasks[0] if all(t in other for other in tasks[1:])]
+    if not common:
+        raise UsageError("the suite directories share no task")
+    boards: dict[str, Any] = {}
+    texts = []
+    for task in common:
+        per_suite = [_task_runs(p, task) for p in suites]
+        for i, (label, _) in enumerate(per_suite[0]):
+            dirs = [runs[i][1] for runs in per_suite if i < len(runs)]
+            if len(dirs) < len(suites):
+                continue
+            runs = [load_run(d) for d in dirs]
+            warnings = check_comparable(runs, force)
+            boards[label] = leaderboard(runs, metric)
+            if fmt in ("table", "markdown"):
+                texts.append(f"== {label}\n" + render(boards[label], fmt, warnings))
+    if fmt == "json":
+        return json.dumps({"tasks": boards}, indent=2)
+    if fmt == "csv":
+        return "\n".join(f"# {label}\n" + render(board, "csv") for label, board in boards.items())
+    return "\n\n".join(texts)

@@ -51,6 +51,7 @@ def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Pa
         "best_epoch": history["best_epoch"] if history else None,
         "stopped_epoch": history["stopped_epoch"] if history else None,
         "config": dict(vars(recipe.model)),
+        **({"fit": model.describe()} if hasattr(model, "describe") else {}),
     }
 
 

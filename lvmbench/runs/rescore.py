@@ -60,7 +60,8 @@ def evaluate_checkpoint(
     configure_threads(recipe)
     store = resolve_data(data, log)
     if store.dim != ckpt["dim"]:
-        raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} has dim {store.dim}")
+        raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} "
+                              f"has dim {store.dim}")
     if ckpt.get("dataset_sha256") and ckpt["dataset_sha256"] != store.sha256:
         log(f"warning: {store.path} is not the dataset this checkpoint was trained on (sha256 differs)")
     if shard_size < 0:

@@ -93,7 +93,8 @@ PLAN = "series.json"
 def series_resume_command(kind: str, parent: Path) -> str:
     import shlex
 
-    return f"lvmbench {'sweep' if kind == 'sweep' else 'run'} --resume {shlex.quote(str(parent))}"
+    command = {"sweep": "sweep", "suite": "suite run"}.get(kind, "run")
+    return f"lvmbench {command} --resume {shlex.quote(str(parent))}"
 
 
 def write_plan(parent: Path, kind: str, points: list[tuple[str, Recipe, Path]], prep: Prepared,
@@ -115,7 +116,8 @@ def load_plan(parent: Path, models: list[str] | None = None) -> tuple[dict[str, 
     if not path.is_file():
         raise UsageError(f"{path}: not found; {parent} is not an lvmbench series directory")
     plan = read_json(path, UsageError)
-    if (parent / ("sweep.json" if plan.get("kind") == "sweep" else "multi.json")).is_file():
+    done = {"sweep": "sweep.json", "folds": "cv.json", "suite": "suite.json"}.get(plan.get("kind"), "multi.json")
+    if (parent / done).is_file():
         raise UsageError(f"{parent}: this {plan.get('kind')} already finished; nothing to resume")
     points = [(pt["label"], recipe_from_dict(pt["recipe"], path), parent / pt["dir"]) for pt in plan["points"]]
     outside.confirm([r.model.name for _, r, _ in points], models, str(path))

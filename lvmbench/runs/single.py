@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from lvmbench.config import Recipe
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.data.store import ChainStore
 from lvmbench.errors import ConfigError, Interrupted, UsageError
-from lvmbench.evaluate.score import check_ks, pool_for, queries_for, score_model, val_consistency
+from lvmbench.evaluate.score import check_ks, exclusion_len, pool_for, queries_for, score_model, val_consistency
 from lvmbench.io import atomic_write_json
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
@@ -33,7 +34,8 @@ from lvmbench.train.trainer import TrainData, resume_command, train
 Log = Callable[[str], None]
 
 
-def prepare_run(names: list[str], recipe: Recipe, data: str | None, log: Log) -> tuple[ChainStore, Prepared, torch.device]:
+def prepare_run(names: list[str], recipe: Recipe, data: str | None,
+                log: Log) -> tuple[ChainStore, Prepared, torch.device]:
     """What every training run checks and loads before it writes anything."""
     for name in names:
         registry.get_entry(name)  # unknown model: refused before any work
@@ -116,11 +118,20 @@ def _log_data(prep: Prepared, log: Log) -> None:
 
 
 def train_data(prep: Prepared, recipe: Recipe, device: torch.device) -> TrainData:
-    """Training samples plus the fixed val pool and queries the loop validates on."""
+    """Training samples plus the fixed val pool and queries the loop validates on.
+
+    The contrastive recipe also gets its negatives: every vector of the training split.
+    """
     unit_t = torch.from_numpy(prep.unit).to(device)
     val_pool = pool_for(prep, recipe, "val")
-    return TrainData(unit_t, prep.samples["train"], prep.samples["val"], queries_for(prep, recipe, "val", val_pool),
-                     torch.from_numpy(val_pool.vectors).to(device))
+    data = TrainData(unit_t, prep.samples["train"], prep.samples["val"], queries_for(prep, recipe, "val", val_pool),
+                     torch.from_numpy(val_pool.vectors).to(device), exclusion=exclusion_len(recipe))
+    if recipe.train.loss == "contrastive":
+        offsets = prep.store.offsets
+        rows = np.concatenate([np.arange(offsets[c], offsets[c + 1]) for c in prep.split.chains["train"]])
+        data.neg_rows = torch.from_numpy(rows.astype(np.int64)).to(device)
+        data.negatives = unit_t[data.neg_rows]
+    return data
 
 
 def _train(model: torch.nn.Module, recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log,

@@ -34,7 +34,7 @@ import numpy as np
 from tabulate import tabulate
 
 from lvmbench.config import Recipe, recipe_from_dict, validate
-from lvmbench.data.prepare import Prepared, prepare, resolve_data
+from lvmbench.data.prepare import Prepared, apply_dataset_settings, prepare, resolve_data
 from lvmbench.errors import ConfigError, IntegrityError, UsageError
 from lvmbench.evaluate.score import check_ks
 from lvmbench.io import atomic_write_json, atomic_write_text, sha256_arrays
@@ -114,7 +114,8 @@ def render(summary: dict[str, Any]) -> str:
     lines = [
         f"context-length sweep of {summary['model']} on {summary['dataset']['name']} "
         f"(sha256 {str(summary['dataset']['sha256'])[:12]})",
-        f"every point: the same {q['n']} {pool['split']} queries (target ids sha256 {str(q['target_ids_sha256'])[:12]}), "
+        f"every point: the same {q['n']} {pool['split']} queries "
+        f"(target ids sha256 {str(q['target_ids_sha256'])[:12]}), "
         f"the same pool of {pool['size']} candidates (sha256 {str(pool['sha256'])[:12]}), each query's "
         f"{summary['exclude_len']} preceding vectors excluded at every point; chance "
         + ", ".join(f"Hit@{k} {pct(chance.get(f'hit@{k}'))}%" for k in ks),
@@ -230,10 +231,10 @@ def sweep(
     registry.get_entry(name)
     if not contexts:
         raise UsageError("sweep needs at least one context length")
-    recipes = point_recipes(recipe, contexts)
     check_recipe_gate(recipe.gate.metric, recipe.gate.min)
     configure_threads(recipe)
     store = resolve_data(data, log)
+    recipes = point_recipes(apply_dataset_settings(recipe, store), contexts)
     prep = prepare(store, recipes[0])  # gates, split and samples do not depend on data.context_len
     for split in ("val", "test"):
         check_ks(prep, recipes[0], split)

@@ -46,13 +46,18 @@ from lvmbench.train.distributed import Dist, Group, ShardedOrder
 from lvmbench.train.early_stopping import EarlyStopping
 from lvmbench.train.loss import consultant_loss
 from lvmbench.train.schedule import make_scheduler
-from lvmbench.train.validate import TrainData, validate
+from lvmbench.train.validate import TrainData, batch_loss, validate
 
 def resume_command(run_dir: Path) -> str:
     """What ``lvmbench run`` prints to continue an interrupted run."""
     import shlex
 
     return f"lvmbench run --resume {shlex.quote(str(run_dir))}"
+
+
+def metric_label(key: str) -> str:
+    """'hit@5' -> 'Hit@5', 'mrr' -> 'MRR': how logs name the stop metric."""
+    return key.replace("hit@", "Hit@") if key.startswith("hit@") else key.upper()
 
 
 RESUME_KEYS = ("optimizer", "scheduler", "best_hit5", "bad_epochs", "step", "epoch", "history", "rng")
@@ -96,7 +101,7 @@ class Trainer:
         self.history: dict[str, Any] = {
             "model": self.name, "recipe": self.recipe.name, "history": [], "best_hit5": None, "best_epoch": None,
             "stopped_epoch": None, "stop_reason": None, "steps_per_epoch": self.steps_per_epoch,
-            "effective_batch": cfg.micro_batch * cfg.accum_steps,
+            "effective_batch": cfg.micro_batch * cfg.accum_steps, "stop_metric": cfg.stop_metric, "best_metric": None,
         }
         self.parallel = {
             "world_size": dist.world_size, "backend": dist.backend, "micro_batch": cfg.micro_batch,
@@ -135,7 +140,7 @@ class Trainer:
             set_rng_state(resume["rng"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{where}: state does not fit model '{self.name}' ({first_line(exc)})") from None
-        self.stopping.restore(resume["best_hit5"], resume["bad_epochs"])
+        self.stopping.restore(resume.get("best_metric", resume["best_hit5"]), resume["bad_epochs"])
         self.step, self.done = int(resume["step"]), int(resume["epoch"])
         self.history = resume["history"]
         dist = self.dist
@@ -149,8 +154,10 @@ class Trainer:
             self.history["distributed"] = self.parallel
         best = self.stopping.best_or_none
         self.log(
-            f"resuming after epoch {self.done} (step {self.step}; best val Hit@5 "
-            + ("none yet" if best is None else f"{100 * best:.1f}% at epoch {self.history['best_epoch']}")
+            f"resuming after epoch {self.done} (step {self.step}; best val {metric_label(self.cfg.stop_metric)} "
+            + ("none yet" if best is None else
+               f"{100 * best:.1f}%" if self.cfg.stop_metric.startswith("hit@") else f"{best:.3f}")
+            + ("" if best is None else f" at epoch {self.history['best_epoch']}")
             + f"; {self.stopping.bad_epochs}/{self.cfg.patience} epochs without improvement)"
         )
 
@@ -173,7 +180,8 @@ class Trainer:
             return
         save_checkpoint(self.run_dir / LAST, {
             **state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "best_hit5": self.stopping.best_or_none, "bad_epochs": self.stopping.bad_epochs,
+            "best_hit5": self.stopping.best_or_none if self.cfg.stop_metric == "hit@5" else self.history["best_hit5"],
+            "best_metric": self.stopping.best_or_none, "bad_epochs": self.stopping.bad_epochs,
             "history": self.history, "rng": rng_state(),
         })
 
@@ -187,7 +195,8 @@ class Trainer:
         if resume is not None:
             self.restore(resume)
         self._wrap_parallel()
-        early_stop = f"early stop: val Hit@5 did not improve for {self.cfg.patience} epochs"
+        early_stop = (f"early stop: val {metric_label(self.cfg.stop_metric)} did not improve for "
+                      f"{self.cfg.patience} epochs")
         try:
             if resume is None:  # "epoch 0": a run stopped during its first epoch resumes from here
                 self._save_last(self._state(0, None))
@@ -232,10 +241,11 @@ class Trainer:
         hit5 = val["val_hit@5"]
         # the best value survives a resume (restored from last.pt), so a resumed run can
         # never replace the best checkpoint with a worse one
-        improved = self.stopping.update(hit5)
+        improved = self.stopping.update(val[f"val_{self.cfg.stop_metric}"])
         state = self._state(epoch, hit5)
         if improved:
             self.history["best_hit5"], self.history["best_epoch"] = hit5, epoch
+            self.history["best_metric"] = val[f"val_{self.cfg.stop_metric}"]
             if self.dist.is_main:
                 save_checkpoint(self.run_dir / BEST, state)
         self.history["stopped_epoch"] = epoch
@@ -302,7 +312,9 @@ class Trainer:
                                                     self.recipe.data.context_len)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
                     pred = predict(self.net, ctx, lengths)
-                loss, _ = consultant_loss(pred.float(), target, cfg)  # .float(): a no-op unless bf16_autocast
+                # .float(): a no-op unless bf16_autocast
+                loss, _ = batch_loss(pred.float(), target, data.train.target[idx], data.train.start[idx], data,
+                                     self.recipe, consultant_loss)
                 if not group.mine:
                     (loss * 0.0).backward()
                     continue

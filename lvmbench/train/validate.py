@@ -8,6 +8,7 @@ early-stopping number is the number index retrieval gives.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from lvmbench.data.samples import Samples
 from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
 from lvmbench.train import distributed
 from lvmbench.train.distributed import Dist
-from lvmbench.train.loss import consultant_loss
+from lvmbench.train.loss import consultant_loss, contrastive_loss, negative_sample
 
 
 @dataclass
@@ -28,6 +29,27 @@ class TrainData:
     val: Samples
     val_queries: Queries
     val_pool: torch.Tensor  # [P, D] on the training device
+    exclusion: int = 0  # the scoring contract's excluded window (exclusion_len): the contrastive loss masks it
+    negatives: torch.Tensor | None = None  # [M, D] the training split's vectors (contrastive recipe)
+    neg_rows: torch.Tensor | None = None  # [M] their global rows
+
+
+def batch_loss(pred: torch.Tensor, target: torch.Tensor, rows: np.ndarray, starts: np.ndarray, data: TrainData,
+               recipe: Recipe, loss_fn: Callable[..., Any] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The recipe's loss of one batch; ``rows``/``starts``: the targets' global rows and their chains' starts.
+
+    ``loss_fn`` stands in for the consultant loss (the trainer passes the one its module holds).
+    """
+    cfg = recipe.train
+    if cfg.loss == "consultant":
+        return (loss_fn or consultant_loss)(pred, target, cfg)
+    if data.negatives is None or data.neg_rows is None:
+        raise ValueError("the contrastive loss needs TrainData.negatives and neg_rows")
+    dev = pred.device
+    rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(dev)
+    lo = torch.from_numpy(np.asarray(rows - np.minimum(rows - starts, data.exclusion), dtype=np.int64)).to(dev)
+    keep = negative_sample(data.neg_rows, cfg.max_negatives, rows_t, recipe.seed)
+    return contrastive_loss(pred, target, rows_t, lo, data.negatives[keep], data.neg_rows[keep], cfg.tau)
 
 
 @torch.no_grad()
@@ -51,7 +73,8 @@ def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = dis
     losses, weights, pos = [], [], 0
     for s in chunks:
         w = min(mb, n - s)
-        loss, _ = consultant_loss(pred[pos : pos + w], target[pos : pos + w], cfg)
+        loss, _ = batch_loss(pred[pos : pos + w], target[pos : pos + w], samples.target[pos : pos + w],
+                             samples.start[pos : pos + w], data, recipe)
         losses.append(loss.item())
         weights.append(w)
         pos += w

@@ -1,0 +1,227 @@
+"""``lvmbench suite``: the standard suite of real corpora, listed and run.
+
+``suite run`` prepares every task first (its fixed split and gates), times a
+few training steps of the model on each and prints the estimated training
+time per task before any training starts, then trains and scores task after
+task: one ordinary run directory per task (``OUT/<task>/``, or with
+``--folds K`` one per fold, ``OUT/<task>/fold-<f>/``), and ends with the
+suite table: per task Hit@K with Wilson intervals, MRR, lift over that
+task's best baseline with a paired bootstrap interval and exact McNemar p
+(Holm over the tasks), and the macro average (``OUT/suite.json``,
+``OUT/suite.md``).  Nothing shrinks a pool or a test set to save time.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lvmbench.config import Recipe, recipe_from_dict
+from lvmbench.errors import UsageError
+from lvmbench.data.prepare import Prepared, prepare
+from lvmbench.data.store import load_store
+from lvmbench.data.suite import SuiteTask, suite_tasks
+from lvmbench.evaluate import metrics
+from lvmbench.evaluate.score import check_ks, pool_for, queries_for
+from lvmbench.io import atomic_write_json, atomic_write_text, read_json
+from lvmbench.models import outside, registry
+from lvmbench.models.build import build_model
+from lvmbench.report import suite as suite_report
+from lvmbench.report.compare import load_run
+from lvmbench.report.gate import check_recipe_gate
+from lvmbench.report.results import SCHEMA_VERSION, utc_now
+from lvmbench.runs import folds as cv
+from lvmbench.runs.rundir import series_dir
+from lvmbench.runs.series import PLAN, run_series, series_exit_code, series_resume_command
+from lvmbench.runs.single import check_outside_models, train_data
+from lvmbench.runtime import configure_threads, resolve_device, rng_state, set_rng_state
+from lvmbench.train import distributed
+from lvmbench.train.validate import batch_loss
+
+Log = Callable[[str], None]
+
+
+def task_recipe(recipe: Recipe, task: SuiteTask) -> tuple[Recipe, Prepared]:
+    """The run's recipe with the task's fixed split and gates, and the task prepared under it."""
+    r = copy.deepcopy(recipe)
+    prep = prepare(load_store(task.path), r)
+    return r, prep
+
+
+def task_info(task: SuiteTask, recipe: Recipe) -> dict[str, Any]:
+    """What ``suite list`` shows: size, test queries, pool, chance Hit@5, licence and source."""
+    r, prep = task_recipe(recipe, task)
+    pool = pool_for(prep, r, "test")
+    queries = queries_for(prep, r, "test", pool)
+    source = task.manifest.get("source") or {}
+    return {
+        "name": task.name, "path": str(task.path), "domain": task.manifest["suite"].get("domain"),
+        "chains": prep.store.n_chains, "vectors": prep.store.n_vectors, "test_queries": len(queries),
+        "pool": pool.size, "chance_hit@5": metrics.chance_hit_at_k(5, queries.candidates(r.eval.exclude_context,
+                                                                                          pool.size)),
+        "split": {k: getattr(r.data, k) for k in ("train_frac", "val_frac", "test_frac")},
+        "license": task.manifest.get("license"),
+        "source": {k: source.get(k) for k in ("package", "version", "distribution", "url") if k in source},
+        "dataset_sha256": prep.store.sha256,
+    }
+
+
+def suite_list(recipe: Recipe, root: str | Path | None = None) -> list[dict[str, Any]]:
+    return [task_info(t, recipe) for t in suite_tasks(root)]
+
+
+def estimate(prep: Prepared, recipe: Recipe, device: torch.device, steps: int = 2) -> dict[str, Any] | None:
+    """Seconds per epoch from ``steps`` timed micro-batches (forward + loss + backward), RNG restored after."""
+    name = recipe.model.name
+    if registry.get_entry(name).kind != "model":
+        return None
+    state = rng_state()
+    try:
+        model = build_model(name, prep, recipe).to(device).train()
+        data = train_data(prep, recipe, device)
+        from lvmbench.data.samples import gather_batch
+        from lvmbench.models.predict import predict
+
+        mb = recipe.train.micro_batch
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = slice(i * mb, (i + 1) * mb)
+            rows, starts = data.train.target[idx], data.train.start[idx]
+            ctx, lengths, target = gather_batch(data.unit, rows, starts, recipe.data.context_len)
+            batch_loss(predict(model, ctx, lengths), target, rows, starts, data, recipe)[0].backward()
+        per_micro = (time.perf_counter() - t0) / steps
+    finally:
+        set_rng_state(state)
+    epoch = per_micro * math.ceil(len(prep.samples["train"]) / mb)
+    return {"s_per_micro_batch": per_micro, "epoch_s": epoch, "max_s": epoch * recipe.train.max_epochs}
+
+
+def _clock(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def _announce(plan: list[dict[str, Any]], folds: int, log: Log) -> None:
+    """Before any training: each task's size and the estimated cost, so hours are never a surprise."""
+    runs = max(folds, 1)
+    for p in plan:
+        est = p["estimate"]
+        cost = ("no training (scored directly)" if est is None else
+                f"~{_clock(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch, timed), "
+                f"at most {_clock(est['max_s'] * runs)} for {p['recipe'].train.max_epochs} epochs"
+                + (f" x {folds} folds" if folds else ""))
+        log(f"  {p['task'].name}: {p['info']['train']} training samples, {p['info']['test']} test queries; {cost}")
+    total = sum(p["estimate"]["max_s"] for p in plan if p["estimate"]) * runs
+    if total:
+        log(f"estimated upper bound: {_clock(total)} of training (early stopping usually ends sooner)")
+
+
+def _prepare_tasks(recipe: Recipe, tasks: list[SuiteTask], folds: int, device: torch.device,
+                   with_estimate: bool) -> list[dict[str, Any]]:
+    plan = []
+    for t in tasks:
+        r, prep = task_recipe(cv.fold_recipes(recipe, folds)[0] if folds else recipe, t)
+        for split in ("val", "test"):
+            check_ks(prep, r, split)
+        check_outside_models([r.model.name], prep, r)
+        plan.append({"task": t, "recipe": r, "prep": prep,
+                     "estimate": estimate(prep, r, device) if with_estimate else None,
+                     "info": {"train": len(prep.samples["train"]), "test": len(prep.samples["test"])}})
+    return plan
+
+
+def _run_task(p: dict[str, Any], parent: Path, folds: int, device: torch.device, overwrite: bool, log: Log,
+              hint: str, resume: bool) -> tuple[dict[str, Any] | None, int]:
+    """One task (or its folds) into OUT/<task>/: its suite row (None if it failed) and its exit code."""
+    task, recipe, ks = p["task"], p["recipe"], list(p["recipe"].eval.ks)
+    log(f"=== task {task.name}")
+    if folds:
+        points = cv.fold_points(recipe, folds, parent / task.name)
+        outcomes = cv.run_fold_points(points, p["prep"].store, device, overwrite, log, hint, resume)
+        row = cv.cv_row(task.name, recipe.model.name, outcomes, ks) if any(o.ok for o in outcomes) else None
+        return row, series_exit_code(outcomes)
+    outcome = run_series([(task.name, recipe, parent / task.name)], p["prep"], device, overwrite, log, hint,
+                         resume=resume)[0]
+    if not outcome.ok:
+        return None, outcome.exit_code
+    arrays = load_run(outcome.run_dir).arrays
+    base = {k[len("rank__"):]: v for k, v in arrays.items() if k.startswith("rank__")}
+    return suite_report.task_row(task.name, recipe.model.name, arrays["rank"], base, ks), 0
+
+
+def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
+            results: list[tuple[dict[str, Any] | None, int]], folds: int, log: Log) -> tuple[Path, dict[str, Any], int]:
+    ks = list(recipe.eval.ks)
+    rows = [r for r, _ in results]
+    done = [r for r in rows if r is not None]
+    summary = suite_report.summarize(done, ks)
+    failed = [p["task"].name for p, r in zip(plan, rows) if r is None]
+    summary.update({"schema_version": SCHEMA_VERSION, "created_utc": utc_now(), "model": recipe.model.name,
+                    "folds": folds, "tasks": [p["task"].name for p in plan], "failed": failed,
+                    "estimates": {p["task"].name: p["estimate"] for p in plan}, "recipe": recipe.to_dict()})
+    table = suite_report.render(summary, ks)
+    base = suite_report.render_baselines(summary, ks)
+    atomic_write_json(parent / "suite.json", summary)
+    atomic_write_text(parent / "suite.md", f"# lvmbench suite: {recipe.model.name}\n\n```\n{table}\n```\n\n"
+                      f"Baselines, Hit@5 % [95% CI]:\n\n```\n{base}\n```\n")
+    log("")
+    log(f"suite of {recipe.model.name} ({recipe.name} recipe) on {len(done)} of {len(plan)} tasks; "
+        f"{summary['paired_test']}")
+    log(table)
+    log("")
+    log(base)
+    log(f"artefacts in {parent} (suite.json, suite.md, one run directory per task)")
+    return parent, summary, max((code for _, code in results), default=0)
+
+
+def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, overwrite: bool = False,
+              folds: int = 0, log: Log = print, root: str | Path | None = None) -> tuple[Path, dict[str, Any], int]:
+    """Train and score ``recipe.model.name`` on every task (or ``tasks``); see the module docstring."""
+    distributed.refuse_series("suite run")
+    name = recipe.model.name
+    registry.get_entry(name)
+    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    configure_threads(recipe)
+    device = resolve_device(recipe.train.device)
+    selected = suite_tasks(root, tasks)
+    plan = _prepare_tasks(recipe, selected, folds, device, with_estimate=True)
+    parent = series_dir(out, f"{name}-suite", overwrite)
+    atomic_write_json(parent / PLAN, {
+        "schema_version": SCHEMA_VERSION, "kind": "suite", "created_utc": utc_now(), "folds": folds,
+        "root": str(root) if root is not None else None, "tasks": [t.name for t in selected],
+        "datasets": {p["task"].name: p["prep"].store.sha256 for p in plan}, "recipe": recipe.to_dict(),
+    })
+    log(f"suite run of {name} ({recipe.name} recipe) on {len(plan)} tasks into {parent}:")
+    _announce(plan, folds, log)
+    hint = series_resume_command("suite", parent)
+    results = [_run_task(p, parent, folds, device, overwrite, log, hint, resume=False) for p in plan]
+    return _finish(parent, recipe, plan, results, folds, log)
+
+
+def resume_suite(parent: str | Path, log: Log = print,
+                 models: list[str] | None = None) -> tuple[Path, dict[str, Any], int]:
+    """Continue an interrupted ``suite run``: finished tasks and folds are kept, started ones resume."""
+    parent = Path(parent)
+    plan_path = parent / PLAN
+    saved = read_json(plan_path, UsageError) if plan_path.is_file() else {}
+    if saved.get("kind") != "suite":
+        raise UsageError(f"{plan_path}: not a suite run directory")
+    if (parent / "suite.json").is_file():
+        raise UsageError(f"{parent}: this suite run already finished; nothing to resume")
+    recipe = recipe_from_dict(saved["recipe"], plan_path)
+    outside.confirm([recipe.model.name], models, str(plan_path))
+    configure_threads(recipe)
+    device = resolve_device(recipe.train.device)
+    plan = _prepare_tasks(recipe, suite_tasks(saved.get("root"), saved["tasks"]), saved["folds"], device,
+                          with_estimate=False)
+    for p in plan:
+        if p["prep"].store.sha256 != saved["datasets"][p["task"].name]:
+            raise UsageError(f"{p['task'].path}: dataset sha256 differs from the one {plan_path} records")
+    hint = series_resume_command("suite", parent)
+    log(f"resuming the suite run in {parent}")
+    results = [_run_task(p, parent, saved["folds"], device, False, log, hint, resume=True) for p in plan]
+    return _finish(parent, recipe, plan, results, saved["folds"], log)
