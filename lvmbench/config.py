@@ -81,6 +81,9 @@ class TrainConfig:
     infonce_weight: float = 0.05
     tau: float = 0.07
     eval_batch: int = 256
+    seed: int = -1
+    """The seed of the model's initialisation and the data order; -1 = the recipe's ``seed`` (which also fixes
+    the split).  Set it to repeat a training on the same split with other random draws."""
     loss: str = "consultant"
     """'consultant' (MSE + cos + in-batch InfoNCE, the weights above) or 'contrastive' (InfoNCE against the
     whole training split, the query's excluded context masked; see lvmbench/train/loss.py)."""
@@ -216,6 +219,11 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if coerce is None:
         raise ConfigError(f"{where}: unsupported field type {typ!r}")
     return coerce(value, where)
+
+
+def training_seed(recipe: Recipe) -> int:
+    """``train.seed`` when set, else ``seed``: initialisation and data order (the split always uses ``seed``)."""
+    return recipe.seed if recipe.train.seed < 0 else recipe.train.seed
 
 
 def exclusion_len(recipe: Recipe) -> int:

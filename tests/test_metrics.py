@@ -43,6 +43,15 @@ def test_mcnemar_exact():
     assert stats.mcnemar_exact(a, a) == 1.0
 
 
+def test_mcnemar_exact_with_thousands_of_discordant_pairs():
+    """A suite task has thousands of queries: 2**n must not overflow a float."""
+    a = np.array([1] * 1500 + [0] * 1500, bool)
+    assert stats.mcnemar_exact(a, ~a) == 1.0  # 1,500 discordant each way
+    b = np.array([1] * 1300 + [0] * 1700, bool)
+    p = stats.mcnemar_exact(b, ~b)  # 1,300 vs 1,700 of 3,000 discordant pairs
+    assert 0.0 < p < 1e-10
+
+
 def test_bootstrap_is_seeded_and_brackets_the_mean():
     v = np.random.default_rng(1).random(500)
     a = metrics.bootstrap_mean_ci(v, 500, seed=3)

@@ -28,7 +28,8 @@ def mcnemar_exact(hits_a: np.ndarray, hits_b: np.ndarray) -> float:
     if n == 0:
         return 1.0
     k = min(n01, n10)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    # exact integers, one correctly rounded division: 2.0**n overflows a float beyond 1,023 discordant pairs
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / (1 << n)
     return float(min(1.0, 2.0 * tail))
 
 

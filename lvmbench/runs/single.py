@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, training_seed
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.data.store import ChainStore
 from lvmbench.errors import ConfigError, Interrupted, UsageError
@@ -170,7 +170,7 @@ def train_and_score(
     hint = resume_hint or resume_command(run_dir)
     _log_data(prep, log)
     t_data = time.perf_counter() - t_start
-    seed_everything(recipe.seed)
+    seed_everything(training_seed(recipe))
     model = build_model(name, prep, recipe)
     history: dict[str, Any] | None = None
     t_train = 0.0

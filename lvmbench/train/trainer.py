@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, training_seed
 from lvmbench.data.samples import gather_batch
 from lvmbench.errors import CheckpointError, IntegrityError, Interrupted, first_line
 from lvmbench.io import atomic_write_json
@@ -88,7 +88,8 @@ class Trainer:
         cfg, world = self.cfg, self.dist.world_size
         self.per_rank = distributed.accum_per_rank(cfg.accum_steps, world)
         n = len(self.data.train)
-        self.sampler = ShardedOrder(n, cfg.micro_batch, cfg.accum_steps, self.recipe.seed, self.dist.rank, world)
+        self.sampler = ShardedOrder(n, cfg.micro_batch, cfg.accum_steps, training_seed(self.recipe), self.dist.rank,
+                                    world)
         self.n_micro = math.ceil(n / cfg.micro_batch)
         self.steps_per_epoch = math.ceil(self.n_micro / cfg.accum_steps)
         warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
@@ -172,7 +173,7 @@ class Trainer:
         if self.dist.rank > 0:
             # identical seeds would give every rank the same dropout masks; rank 0 keeps the
             # single-process stream (the model is built and broadcast from rank 0 already)
-            seed = np.random.SeedSequence([self.recipe.seed, self.dist.rank, self.done]).generate_state(1)[0]
+            seed = np.random.SeedSequence([training_seed(self.recipe), self.dist.rank, self.done]).generate_state(1)[0]
             torch.manual_seed(int(seed))
 
     def _save_last(self, state: dict[str, Any]) -> None:

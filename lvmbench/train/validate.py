@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, training_seed
 from lvmbench.data.samples import Samples
 from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
 from lvmbench.train import distributed
@@ -48,7 +48,7 @@ def batch_loss(pred: torch.Tensor, target: torch.Tensor, rows: np.ndarray, start
     dev = pred.device
     rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(dev)
     lo = torch.from_numpy(np.asarray(rows - np.minimum(rows - starts, data.exclusion), dtype=np.int64)).to(dev)
-    keep = negative_sample(data.neg_rows, cfg.max_negatives, rows_t, recipe.seed)
+    keep = negative_sample(data.neg_rows, cfg.max_negatives, rows_t, training_seed(recipe))
     return contrastive_loss(pred, target, rows_t, lo, data.negatives[keep], data.neg_rows[keep], cfg.tau)
 
 
