@@ -97,6 +97,15 @@ def test_suite_run_estimates_before_training_and_cross_validates(suite_root, bas
     assert "== alpha" in capsys.readouterr().out
 
 
+def test_suite_dry_run_estimates_and_writes_nothing(suite_root, tmp_path, capsys):
+    out = tmp_path / "dry"
+    capsys.readouterr()
+    assert main(["suite", "run", "--model", "gru", "--dry-run", "--root", str(suite_root), "--out", str(out)]
+                + QUICK) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("per epoch") == 3 and "estimated upper bound" in printed and not out.exists()
+
+
 def test_run_folds_pools_every_document_of_the_default_kind_of_dataset(tiny_store, tmp_path):
     out = tmp_path / "cv"
     assert main(["run", "--model", "mean_context", "--folds", "3", "--data", str(tiny_store.path), "--out", str(out),

@@ -50,7 +50,7 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     return suite_run(recipe_from_args(args), tasks, args.out, args.overwrite, args.folds or 0, log=log,
-                     root=args.root)[2]
+                     root=args.root, dry_run=args.dry_run)[2]
 
 
 def add_suite(sub: argparse._SubParsersAction) -> None:
@@ -76,5 +76,7 @@ def add_suite(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty suite directory")
     r.add_argument("--root", help="a suite directory other than fixtures/suite")
     r.add_argument("--resume", metavar="OUT", help="continue an interrupted suite run")
+    r.add_argument("--dry-run", action="store_true",
+                   help="prepare the tasks, time a few training steps and print the estimated cost; train nothing")
     add_recipe_args(r)
     r.set_defaults(func=cmd_suite_run)

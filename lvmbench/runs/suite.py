@@ -179,8 +179,12 @@ def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
 
 
 def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, overwrite: bool = False,
-              folds: int = 0, log: Log = print, root: str | Path | None = None) -> tuple[Path, dict[str, Any], int]:
-    """Train and score ``recipe.model.name`` on every task (or ``tasks``); see the module docstring."""
+              folds: int = 0, log: Log = print, root: str | Path | None = None,
+              dry_run: bool = False) -> tuple[Path | None, dict[str, Any], int]:
+    """Train and score ``recipe.model.name`` on every task (or ``tasks``); see the module docstring.
+
+    ``dry_run``: prepare the tasks, print the estimated cost and stop; nothing is written.
+    """
     distributed.refuse_series("suite run")
     name = recipe.model.name
     registry.get_entry(name)
@@ -189,6 +193,11 @@ def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, o
     device = resolve_device(recipe.train.device)
     selected = suite_tasks(root, tasks)
     plan = _prepare_tasks(recipe, selected, folds, device, with_estimate=True)
+    if dry_run:
+        log(f"suite run of {name} ({recipe.name} recipe) on {len(plan)} tasks "
+            "(dry run: nothing is trained or written):")
+        _announce(plan, folds, log)
+        return None, {"estimates": {p["task"].name: p["estimate"] for p in plan}}, 0
     parent = series_dir(out, f"{name}-suite", overwrite)
     atomic_write_json(parent / PLAN, {
         "schema_version": SCHEMA_VERSION, "kind": "suite", "created_utc": utc_now(), "folds": folds,
