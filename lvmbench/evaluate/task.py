@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 import lvmbench
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
 from lvmbench.data.samples import context_index
 from lvmbench.errors import DataError
-from lvmbench.evaluate.score import excluded_rows, exclusion_len, pool_for, queries_for
+from lvmbench.evaluate.score import excluded_rows, pool_for, queries_for
 
 FORMAT = "lvmbench-task"
 FORMAT_VERSION = 1

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
-from lvmbench.config import Recipe
+from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.describe import distribution
 from lvmbench.data.gates import adjacent_cosines
 from lvmbench.data.prepare import Prepared, prepare
 from lvmbench.data.store import ChainStore
-from lvmbench.evaluate.score import exclusion_len, pool_for, queries_for, score_one
+from lvmbench.evaluate.score import pool_for, queries_for, score_one
 from lvmbench.models.build import build_model
 from lvmbench.report.format import DASH, num, pct
 

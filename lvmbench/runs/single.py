@@ -15,11 +15,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lvmbench.config import Recipe, training_seed
+from lvmbench.config import Recipe, exclusion_len, training_seed
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.data.store import ChainStore
 from lvmbench.errors import ConfigError, Interrupted, UsageError
-from lvmbench.evaluate.score import check_ks, exclusion_len, pool_for, queries_for, score_model, val_consistency
+from lvmbench.evaluate.score import check_ks, pool_for, queries_for, score_model, val_consistency
 from lvmbench.io import atomic_write_json
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
