@@ -55,3 +55,22 @@ class Interrupted(LvmbenchError, KeyboardInterrupt):
     """
 
     exit_code = 130
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C behind ``exc``, if any.
+
+    A library can turn a KeyboardInterrupt raised inside it into its own error:
+    ``torch.save`` interrupted mid-write raises a RuntimeError from its zip
+    writer's cleanup, with the interrupt only as ``__context__``.  A broad
+    ``except Exception`` would then swallow the user's Ctrl-C; callers re-raise
+    what this returns instead.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None

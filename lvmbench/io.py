@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator, BinaryIO
 
 import numpy as np
 
+from lvmbench.errors import interrupt_behind
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
@@ -32,11 +34,14 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        interrupt = interrupt_behind(exc)
+        if interrupt is not None and interrupt is not exc:
+            raise interrupt from None  # the writer (torch.save) hid the Ctrl-C behind its own error
         raise
 
 

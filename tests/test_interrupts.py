@@ -112,6 +112,49 @@ def test_an_interrupted_multi_model_run_keeps_finished_models(tiny_store, tmp_pa
     assert (out / "leaderboard.md").is_file()
 
 
+class _ZipWriter:
+    """Like torch.save's zip writer: its cleanup fails after an interrupt, hiding it behind a RuntimeError."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 33391616 vs 33391504")
+
+
+def _save_interrupted_by_ctrl_c(obj, fh, *a, **k):
+    with _ZipWriter():
+        fh.write(b"PK")
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_inside_a_library_writer_stays_a_ctrl_c(tmp_path):
+    from lvmbench.io import atomic_write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "last.pt", lambda fh: _save_interrupted_by_ctrl_c(None, fh))
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_ctrl_c_during_a_checkpoint_write_stops_a_series_instead_of_failing_one_model(tiny_store, tmp_path,
+                                                                                    monkeypatch):
+    import lvmbench.train.checkpoint as checkpoint
+
+    real, calls = checkpoint.torch.save, []
+
+    def once(*a, **k):
+        calls.append(1)
+        return _save_interrupted_by_ctrl_c(*a, **k) if len(calls) == 1 else real(*a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", once)
+    out = tmp_path / "multi"
+    with pytest.raises(KeyboardInterrupt, match=f"resume with: lvmbench run --resume {out}.*not started: copy_last"):
+        main(["run", "--model", "gru,copy_last", "--data", str(tiny_store.path), "--out", str(out)] + QUICK)
+    assert not (out / "gru" / "error.txt").exists() and not (out / "gru" / "last.pt").exists()
+    monkeypatch.setattr(checkpoint.torch, "save", real)
+    assert main(["run", "--resume", str(out)]) == 0 and (out / "copy_last" / "results.json").is_file()
+
+
 def test_an_interrupted_build_prints_the_command_that_continues_it(tmp_path, monkeypatch, capsys):
     import lvmbench.cli.corpus as cli_corpus
 

@@ -16,7 +16,7 @@ import torch
 
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
-from lvmbench.errors import Interrupted, LvmbenchError, UsageError
+from lvmbench.errors import Interrupted, LvmbenchError, UsageError, interrupt_behind
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json
 from lvmbench.models import outside, registry
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
@@ -173,18 +173,26 @@ def run_series(
             outcomes.append(_one(label, recipe, run_dir, prep, device, overwrite, log,
                                  resume_hint or resume_command(run_dir), resume))
         except KeyboardInterrupt as exc:  # Interrupted is one too
-            rest = [p[0] for p in points[i:]]
-            note = f"; not started: {', '.join(rest)}" if rest else ""
-            msg = str(exc) or f"interrupted during {label}"
-            if resume_hint and "resume with" not in msg:
-                msg += f"; resume with: {resume_hint}"
-            raise Interrupted(f"{msg}{note}") from None
-        except LvmbenchError as exc:
-            log(f"FAILED {label}: {exc} (exit code {exc.exit_code}); continuing with the next run")
-            outcomes.append(Outcome(label, run_dir, None, str(exc), exc.exit_code))
-        except Exception as exc:  # noqa: BLE001 - one model's crash must not end the series
-            outcomes.append(_failed(label, run_dir, exc, log))
+            raise _stopped(exc, label, [p[0] for p in points[i:]], resume_hint) from None
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not end the series
+            interrupt = interrupt_behind(exc)
+            if interrupt is not None:  # a library turned the Ctrl-C into its own error
+                raise _stopped(interrupt, label, [p[0] for p in points[i:]], resume_hint) from None
+            if isinstance(exc, LvmbenchError):
+                log(f"FAILED {label}: {exc} (exit code {exc.exit_code}); continuing with the next run")
+                outcomes.append(Outcome(label, run_dir, None, str(exc), exc.exit_code))
+            else:
+                outcomes.append(_failed(label, run_dir, exc, log))
     return outcomes
+
+
+def _stopped(exc: KeyboardInterrupt, label: str, rest: list[str], resume_hint: str | None) -> Interrupted:
+    """Ctrl-C during ``label``: the message names the runs not started and how to continue."""
+    note = f"; not started: {', '.join(rest)}" if rest else ""
+    msg = str(exc) or f"interrupted during {label}"
+    if resume_hint and "resume with" not in msg:
+        msg += f"; resume with: {resume_hint}"
+    return Interrupted(f"{msg}{note}")
 
 
 def series_exit_code(outcomes: list[Outcome]) -> int:
