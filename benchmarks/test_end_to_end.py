@@ -27,7 +27,9 @@ from lvmbench.data.samples import gather_batch
 from lvmbench.data.store import load_store
 from lvmbench.data.synth import write_synth
 from lvmbench.evaluate.index import Pool
-from lvmbench.evaluate.scoring import Queries, faiss_ranks, make_queries, predict_all
+from lvmbench.evaluate.queries import Queries, make_queries
+from lvmbench.evaluate.ranking import faiss_ranks
+from lvmbench.evaluate.scoring import predict_all
 from lvmbench.models import registry
 from lvmbench.evaluate.score import pool_for, score_model, score_one
 from lvmbench.models.build import build_model

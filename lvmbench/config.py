@@ -348,10 +348,6 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
                 _mark_explicit(recipe, key)
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from None
-        named = any(o.split("=", 1)[0].strip() == "model.name" for o in overrides or [])
-        if ":" in recipe.model.name and not named:
-            raise ConfigError(f"{p}: model.name {recipe.model.name} is an import path; lvmbench never imports a "
-                              f"module path read from a file: pass --model {recipe.model.name} to confirm it")
     return apply_overrides(recipe, overrides or [])
 
 

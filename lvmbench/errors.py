@@ -40,6 +40,25 @@ class IntegrityError(LvmbenchError):
     exit_code = 3
 
 
+class ModelOutputError(IntegrityError):
+    """A model broke the output contract after its build-time check (a shape that changed mid-run)."""
+
+
+class DegeneratePredictions(IntegrityError):
+    """Predictions that are not finite unit vectors once normalised: they tie every candidate, so they are refused.
+
+    ``index`` is the first bad query, ``reason`` what happened to it, ``count`` how many are bad.
+    """
+
+    def __init__(self, message: str, index: int = -1, reason: str = "", count: int = 0):
+        super().__init__(message)
+        self.index, self.reason, self.count = index, reason, count
+
+
+class DiskFullError(UsageError):
+    """A write failed for lack of space (or quota): the file and the free space, in one line."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (or its type), colour codes removed, for one-line refusals."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()

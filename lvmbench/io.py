@@ -2,14 +2,20 @@
 
 Every artefact is written to a temporary file in the destination directory,
 flushed, fsynced and renamed over the target, so a crash or Ctrl-C leaves
-either the old file or the new one, never half of one.
+either the old file or the new one, never half of one.  A full disk (or
+quota) is one line naming the file and the free space
+(:class:`~lvmbench.errors.DiskFullError`), whatever writer hit it: ``torch.save``
+hides the ``OSError`` behind its own ``RuntimeError``, so the cause is looked
+for along the exception's chain.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +23,42 @@ from typing import Any, Callable, Iterator, BinaryIO
 
 import numpy as np
 
-from lvmbench.errors import interrupt_behind
+from lvmbench.errors import DiskFullError, interrupt_behind
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+_fdopen = os.fdopen
+"""How a temp file is opened (a seam for tests that simulate a full disk)."""
+
+
+def disk_full_behind(exc: BaseException) -> OSError | None:
+    """The out-of-space OSError behind ``exc`` (itself, or along its cause/context chain), if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError) and cur.errno in FULL:
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def disk_full(path: str | Path, exc: OSError) -> DiskFullError:
+    """The one-line error for a write to ``path`` that ran out of space."""
+    path = Path(path)
+    try:
+        free = human_bytes(shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free)
+    except OSError:
+        free = "unknown"
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on the device"
+    return DiskFullError(f"{path}: {what} ({free} free there); the file was not written and nothing was replaced")
 
 
 @contextmanager
@@ -28,7 +69,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
     try:
-        with os.fdopen(fd, mode) as fh:
+        with _fdopen(fd, mode) as fh:
             yield fh  # type: ignore[misc]
             fh.flush()
             os.fsync(fh.fileno())
@@ -42,6 +83,9 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
         interrupt = interrupt_behind(exc)
         if interrupt is not None and interrupt is not exc:
             raise interrupt from None  # the writer (torch.save) hid the Ctrl-C behind its own error
+        full = disk_full_behind(exc)
+        if full is not None:
+            raise disk_full(path, full) from None
         raise
 
 

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lvmbench"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("lvmbench.errors", "lvmbench.io", "lvmbench.config", "lvmbench.runtime", "lvmbench.progress"),
+    ("lvmbench.errors", "lvmbench.io", "lvmbench.config", "lvmbench.runtime", "lvmbench.progress", "lvmbench.format",
+     "lvmbench.trust",
+     "lvmbench.workdir"),
     ("lvmbench.data",),
     ("lvmbench.models",),
     ("lvmbench.evaluate",),

@@ -68,7 +68,7 @@ def small_checkpoint(path: Path, dim: int) -> Path:
 
 
 def results_file(path: Path, **body) -> Path:
-    path.write_text(json.dumps({"schema_version": 1, "metrics": {"hit@5": 0.6, "mrr": 0.4}, **body}))
+    path.write_text(json.dumps({"schema_version": 1, "status": "complete", "metrics": {"hit@5": 0.6, "mrr": 0.4}, **body}))
     return path
 
 
@@ -287,8 +287,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny_store, tm
     assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
 
 
-def test_duplicate_vectors_within_eval_chains_are_scored_with_ties_counted(tmp_path, capsys):
-    """Paragraphs repeated inside a document are ties, not a crash and not leakage."""
+def test_duplicate_vectors_within_eval_chains_are_copies_of_the_target(tmp_path, capsys):
+    """Paragraphs repeated inside a document are copies of the target: hits, not a crash and not leakage."""
     v, o = chains(30, 12, d=16, seed=3)
     for c in range(30):
         s = o[c]
@@ -298,11 +298,16 @@ def test_duplicate_vectors_within_eval_chains_are_scored_with_ties_counted(tmp_p
     assert main(["run", "--model", "copy_last", "--data", str(store.path), "--out", str(out),
                  "--set", "eval.bootstrap=20"]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["metrics"]["queries_with_ties"] > 0
+    assert res["metrics"]["queries_with_copies"] > 0 and res["metrics"]["queries_with_ties"] == 0
     assert res["gates"]["duplicate_vectors"] == 30 * 5
     assert res["consistency"]["ok"]
-    # copy_last predicts the repeated vector exactly: ties never count against the target
+    # copy_last predicts the repeated vector exactly: its later copies are the target's, not rivals
     assert res["metrics"]["hit@1"] > 0
+    # ...and what a tool that counts every tie against the target reports is recorded beside it
+    strict = res["copies"]["metrics_copies_against"]
+    assert strict["hit@1"] < res["metrics"]["hit@1"] and strict["hit@10"] <= res["metrics"]["hit@10"]
+    out_text = capsys.readouterr().out
+    assert "copies" in out_text
 
 
 def test_duplicates_across_train_and_eval_chains_fail_the_leakage_check(tmp_path, capsys):

@@ -180,7 +180,8 @@ def test_sharded_torch_and_fallback_ranks_equal_unsharded_with_contexts_across_s
     import torch
 
     from lvmbench.data.samples import make_samples
-    from lvmbench.evaluate.scoring import faiss_ranks, make_queries, torch_ranks
+    from lvmbench.evaluate.queries import make_queries
+    from lvmbench.evaluate.ranking import faiss_ranks, torch_ranks
 
     unit = _unit(5000, 16, 11)
     offsets = np.arange(0, 5001, 250)  # chains of 250 straddle the 1,024-row shard cuts
@@ -204,8 +205,9 @@ def test_sharded_torch_and_fallback_ranks_equal_unsharded_with_contexts_across_s
 
 def test_duplicates_of_the_target_tie_exactly_in_a_blas_sized_batch():
     """FAISS's BLAS product can score two equal vectors 1 ulp apart by their column; the per-pair
-    rescoring must make a duplicate of the target tie with it (never outrank it)."""
-    from lvmbench.evaluate.scoring import Queries, faiss_ranks
+    rescoring must make a duplicate of the target tie with it (never outrank it); a copy is then a hit."""
+    from lvmbench.evaluate.queries import Queries
+    from lvmbench.evaluate.ranking import faiss_ranks
     from lvmbench.data.samples import Samples
 
     x = _unit(4000, 384, 13)
@@ -219,7 +221,10 @@ def test_duplicates_of_the_target_tie_exactly_in_a_blas_sized_batch():
     samples = Samples(chain=none, target=target, start=target)
     queries = Queries(samples, target, none, none, np.full((n, 1), -1))
     fr = faiss_ranks(pool, queries, pred, depth=50)
-    assert np.all(fr.ties >= 1)  # every target's duplicate is counted as a tie, never as a better candidate
+    # every target's duplicate is its copy: counted as such, never as a better candidate nor a tie against it
+    assert np.all(fr.copies == 1) and np.all(fr.ties == 0)
+    alone = faiss_ranks(Pool("test", np.arange(2000), [x[:2000]]), queries, pred, depth=50)
+    assert np.array_equal(fr.rank, alone.rank)  # the same ranks as without the copies in the pool
     s, i = search(pool, pred, 50)
     for row in range(n):
         where = {int(c): j for j, c in enumerate(i[row])}

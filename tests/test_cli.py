@@ -12,7 +12,8 @@ from conftest import FAST
 
 def _results(tmp_path, hit5=0.6, ci=(0.5, 0.7)):
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"schema_version": 1, "metrics": {"hit@5": hit5, "mrr": 0.4, "ci": {"hit@5": list(ci)}}}))
+    path.write_text(json.dumps({"schema_version": 1, "status": "complete",
+                                "metrics": {"hit@5": hit5, "mrr": 0.4, "ci": {"hit@5": list(ci)}}}))
     return path
 
 

@@ -25,7 +25,7 @@ def _run(tmp_path, name, model, ranks, split_sha="s" * 64, targets=TARGETS, base
     d = tmp_path / name
     d.mkdir()
     results = {
-        "schema_version": 1,
+        "schema_version": 1, "status": "complete",
         "model": {"name": model},
         "dataset": {"name": "fake", "sha256": "d" * 64},
         "split": {"sha256": split_sha},

@@ -268,5 +268,7 @@ def test_non_finite_loss_on_any_rank_stops_every_rank(tiny_store, tmp_path):
     assert proc.returncode != 0
     assert proc.stdout.count("epoch 1: loss became non-finite; stopping") == 1  # logged by rank 0 only
     # every rank stops with exit 3, unless torchrun stopped a rank first because another had exited
-    assert "lvmbench: error: memory_gru: training produced no checkpoint (non-finite training loss in epoch 1)" in both
+    assert ("lvmbench: error: memory_gru: training produced no checkpoint: no epoch had a usable val Hit@5 "
+            "(non-finite training loss in epoch 1)") in both
+    assert "(no epoch had a usable val score before it, so there is no checkpoint to keep)" in proc.stdout
     assert "exitcode  : 3" in both

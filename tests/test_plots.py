@@ -42,7 +42,7 @@ def _fake_run(tmp_path, name, model, ranks, n=20):
     d = tmp_path / name
     d.mkdir()
     (d / "results.json").write_text(json.dumps({
-        "schema_version": 1, "model": {"name": model, "kind": "model"},
+        "schema_version": 1, "status": "complete", "model": {"name": model, "kind": "model"},
         "dataset": {"sha256": "d" * 64}, "split": {"sha256": "s" * 64},
         "pool": {"sha256": "p" * 64, "size": 400, "split": "test", "exclude_context": True},
         "metrics": {"chance": {"hit@1": 0.0025, "hit@5": 0.0125, "hit@10": 0.025}},

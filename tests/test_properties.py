@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from lvmbench.data.samples import context_index, gather_batch, make_samples
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.index import Pool, build_pool
-from lvmbench.evaluate.scoring import Queries, faiss_ranks, make_queries, torch_ranks
+from lvmbench.evaluate.queries import Queries, make_queries
+from lvmbench.evaluate.ranking import faiss_ranks, torch_ranks
 
 SETTINGS = settings(max_examples=50, deadline=None)
 
@@ -80,17 +81,87 @@ def test_ranks_are_bounded_and_torch_equals_faiss(data, depth):
     candidates = queries.candidates(True, pool.size)
     assert np.all(fr.rank >= 1) and np.all(fr.rank <= candidates)
     assert np.all(fr.rank_with_context >= fr.rank) and np.all(fr.rank_with_context <= pool.size)
-    assert np.all(fr.ties >= 0) and np.all(fr.rank + fr.ties <= candidates)
+    assert np.all(fr.ties >= 0) and np.all(fr.copies >= 0) and np.all(fr.rank + fr.copies <= candidates)
     for exclude, expected in ((True, fr.rank), (False, fr.rank_with_context)):
         t_rank, _ = torch_ranks(torch.from_numpy(pred), torch.from_numpy(pool.vectors), queries, exclude=exclude)
         assert np.array_equal(t_rank, expected)
-    # brute force, straight from the definition
-    scores = pred @ pool.vectors.T
+    assert np.array_equal(fr.rank, brute_force_ranks(pred, pool.vectors, queries))
+
+
+def brute_force_ranks(pred: np.ndarray, vectors: np.ndarray, queries: Queries) -> np.ndarray:
+    """The tie rule straight from its definition, in float64, one query at a time.
+
+    rank = 1 + #(candidates outside the excluded window, other than the target and the
+    candidates bit-identical to it, whose score is >= the target's).
+    """
+    scores = pred.astype(np.float64) @ vectors.astype(np.float64).T
+    out = np.empty(len(queries), dtype=np.int64)
     for i in range(len(queries)):
         s, t = scores[i], queries.target_pos[i]
-        keep = np.ones(pool.size, bool)
-        keep[queries.excl_lo[i] : queries.excl_hi[i]] = False
-        assert fr.rank[i] == 1 + int(((s > s[t]) & keep).sum())
+        rival = np.ones(len(vectors), bool)
+        rival[queries.excl_lo[i] : queries.excl_hi[i]] = False
+        rival &= ~np.all(vectors == vectors[t], axis=1)  # the target and its copies
+        out[i] = 1 + int(((s >= s[t]) & rival).sum())
+    return out
+
+
+@st.composite
+def random_pool(draw):
+    """A pool of random unit vectors (optionally with repeated rows), chains of it, and its queries."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dim = draw(st.integers(2, 16))
+    lengths = draw(st.lists(st.integers(2, 12), min_size=3, max_size=20))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(offsets[-1])
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    if draw(st.booleans()):  # repeated paragraphs: some rows are copies of others
+        src = rng.integers(0, n, size=n // 3)
+        vecs[rng.integers(0, n, size=n // 3)] = vecs[src]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    chains = np.arange(len(lengths))
+    pool = build_pool(vecs, offsets, chains, "test")
+    samples = make_samples(offsets, chains, 1)
+    return pool, make_queries(samples, pool, draw(st.integers(1, 4)))
+
+
+CONSTANTS = {
+    "zero": lambda dim, rng: np.zeros(dim, np.float32),
+    "constant": lambda dim, rng: rng.normal(size=dim).astype(np.float32),
+    "overflowed": lambda dim, rng: (rng.normal(size=dim) * 1e30).astype(np.float32),  # its square is inf
+    "underflowed": lambda dim, rng: (rng.normal(size=dim) * 1e-30).astype(np.float32),  # its square is 0
+    "nan": lambda dim, rng: np.full(dim, np.nan, np.float32),
+}
+
+
+@SETTINGS
+@given(data=random_pool(), kind=st.sampled_from(sorted(CONSTANTS)), seed=st.integers(0, 2**16))
+def test_a_prediction_constant_across_queries_never_beats_chance_beyond_noise(data, kind, seed):
+    """Ties cannot be gamed: a constant, zero, overflowed, underflowed or NaN prediction scores at chance at most.
+
+    Both rankers (FAISS with its exact fallback, and the training loop's torch ranks) are
+    fed the prediction as ``predict()`` normalises it, before the scorer's refusal of
+    degenerate rows, and for every K the hit rate stays within four standard errors of
+    the chance rate (plus one query, for tiny sets).
+    """
+    pool, queries = data
+    rng = np.random.default_rng(seed)
+    raw = torch.from_numpy(np.tile(CONSTANTS[kind](pool.dim, rng), (len(queries), 1)))
+    pred = torch.nn.functional.normalize(raw, dim=-1, eps=1e-12).numpy()
+    fr = faiss_ranks(pool, queries, pred, depth=5)
+    t_rank, _ = torch_ranks(torch.from_numpy(pred), torch.from_numpy(pool.vectors), queries)
+    candidates = queries.candidates(True, pool.size)
+    n = len(queries)
+    for k in (1, 5, 10):
+        chance = metrics.chance_hit_at_k(k, candidates)
+        bound = chance + 4 * np.sqrt(chance * (1 - chance) / n) + 1 / n
+        assert metrics.hit_at_k(fr.rank, k) <= bound, (kind, k, metrics.hit_at_k(fr.rank, k), chance)
+        assert metrics.hit_at_k(t_rank, k) <= bound, (kind, k, metrics.hit_at_k(t_rank, k), chance)
+    if kind in ("zero", "overflowed", "nan"):  # normalised to zeros or NaN: every candidate ties, the target is last
+        assert np.array_equal(t_rank, candidates - torch_copies(queries, pool))
+
+
+def torch_copies(queries: Queries, pool: Pool) -> np.ndarray:
+    return queries.copies.per_query(len(queries), queries.excl_lo, queries.excl_hi)
 
 
 @SETTINGS

@@ -213,7 +213,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     import lvmbench.train.trainer as loop
     from lvmbench.config import apply_overrides
     from lvmbench.data.prepare import prepare
-    from lvmbench.evaluate.scoring import make_queries
+    from lvmbench.evaluate.queries import make_queries
     from lvmbench.evaluate.score import pool_for
     from lvmbench.models.build import build_model
 
@@ -256,7 +256,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
 def test_interrupt_in_first_epoch_resumes_from_epoch_zero(tiny_store, fast_recipe, tmp_path, monkeypatch):
     import lvmbench.train.trainer as loop
     from lvmbench.data.prepare import prepare
-    from lvmbench.evaluate.scoring import make_queries
+    from lvmbench.evaluate.queries import make_queries
     from lvmbench.evaluate.score import pool_for
     from lvmbench.models.build import build_model
 

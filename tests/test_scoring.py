@@ -7,9 +7,9 @@ import torch
 from lvmbench.data.gates import unit_vectors
 from lvmbench.data.samples import make_samples
 from lvmbench.evaluate.index import build_pool
-from lvmbench.evaluate.scoring import (
-    check_consistency, faiss_ranks, make_queries, predict_all, torch_ranks,
-)
+from lvmbench.evaluate.queries import make_queries
+from lvmbench.evaluate.ranking import faiss_ranks, torch_ranks
+from lvmbench.evaluate.scoring import check_consistency, predict_all
 from lvmbench.models.baselines import CopyLast
 
 
@@ -47,7 +47,7 @@ def test_hand_computed_ranks_with_ties_and_exclusion(tmp_path):
     assert fr2.rank[2] == 1 and fr2.rank_with_context[2] == 3
 
 
-def test_ties_are_counted_not_held_against_the_target(tmp_path):
+def test_a_copy_of_the_target_is_a_hit_and_a_tie_with_another_vector_counts_against_it(tmp_path):
     from lvmbench.data.store import write_store
 
     vecs = np.array([[1, 0], [0, 1], [0, 1], [0, 1]], dtype=np.float32)  # rows 1..3 identical
@@ -58,12 +58,17 @@ def test_ties_are_counted_not_held_against_the_target(tmp_path):
     queries = make_queries(samples, pool, 1)  # context = the one previous vector
     pred = np.array([[0, 1], [0, 1]], dtype=np.float32)
     fr = faiss_ranks(pool, queries, pred, depth=10)
-    assert fr.rank.tolist() == [1, 1]
-    # target row 2: row 3 ties (not excluded); row 1 is its excluded context
-    assert fr.ties[0] == 1
+    # target row 2: row 3 is a copy of it (not excluded), row 1 its excluded context: rank 1, one copy
+    assert fr.rank.tolist() == [1, 1] and fr.copies.tolist() == [1, 1] and fr.ties.tolist() == [0, 0]
     t_rank, t_gap = torch_ranks(torch.from_numpy(pred), torch.from_numpy(pool.vectors), queries)
     assert t_rank.tolist() == [1, 1]
-    assert t_gap[0] == 0.0
+    assert np.allclose(t_gap, 1.0)  # copies are no competitors: the nearest is row 0, scoring 0
+    # a prediction halfway between e1 and e2 ties the target with row 0, another vector: that counts against
+    half = np.full((2, 2), np.float32(np.sqrt(0.5)), dtype=np.float32)
+    fr = faiss_ranks(pool, queries, half, depth=10)
+    assert fr.rank.tolist() == [2, 2] and fr.ties.tolist() == [1, 1] and fr.copies.tolist() == [1, 1]
+    t_rank, _ = torch_ranks(torch.from_numpy(half), torch.from_numpy(pool.vectors), queries)
+    assert t_rank.tolist() == [2, 2]
 
 
 def test_oracle_gets_hit1_of_one(tiny_store):

@@ -50,7 +50,7 @@ def test_early_stopping_after_exactly_patience_bad_epochs(tmp_path, monkeypatch,
     from lvmbench.data.prepare import prepare
     from lvmbench.evaluate.score import pool_for
     from lvmbench.models.build import build_model
-    from lvmbench.evaluate.scoring import make_queries
+    from lvmbench.evaluate.queries import make_queries
     from lvmbench.train.checkpoint import load_checkpoint
 
     script = iter([0.30, 0.50, 0.50, 0.45, 0.49, 0.99, 0.99])

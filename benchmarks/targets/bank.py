@@ -26,7 +26,9 @@ from benchmarks.targets.common import (
 from lvmbench.config import Recipe
 from lvmbench.evaluate import scoring as scoring_mod
 from lvmbench.evaluate.index import Bank, Pool, build_pool, load_bank, shard_rows
-from lvmbench.evaluate.scoring import check_consistency, make_queries, score_predictions, torch_ranks
+from lvmbench.evaluate.queries import make_queries
+from lvmbench.evaluate.ranking import torch_ranks
+from lvmbench.evaluate.scoring import check_consistency, score_predictions
 
 CHILD = "bank"
 

@@ -20,7 +20,8 @@ from benchmarks.targets.common import (
 from lvmbench.config import Recipe
 from lvmbench.evaluate.ann import TRAIN_PER_CENTROID, ann_report, ivfpq_spec
 from lvmbench.evaluate.index import Bank, build_pool
-from lvmbench.evaluate.scoring import make_queries, score_predictions
+from lvmbench.evaluate.queries import make_queries
+from lvmbench.evaluate.scoring import score_predictions
 
 CHILD = "bank-ann"
 

@@ -25,7 +25,7 @@ from lvmbench.config import Recipe
 from lvmbench.data.prepare import DEFAULT_DATASET, prepare
 from lvmbench.data.samples import make_samples
 from lvmbench.data.store import ChainStore, load_store
-from lvmbench.evaluate.scoring import make_queries
+from lvmbench.evaluate.queries import make_queries
 from lvmbench.evaluate.score import pool_for
 from lvmbench.models.build import build_model
 from lvmbench.train.trainer import TrainData

@@ -16,7 +16,9 @@ from benchmarks.targets.common import GB, Log, Result, child_argv, last_json_lin
 from lvmbench.config import Recipe
 from lvmbench.data.samples import make_samples
 from lvmbench.evaluate.index import build_pool
-from lvmbench.evaluate.scoring import make_queries, score_predictions, torch_ranks
+from lvmbench.evaluate.queries import make_queries
+from lvmbench.evaluate.ranking import torch_ranks
+from lvmbench.evaluate.scoring import score_predictions
 
 CHILD = "memory-1m"
 

@@ -20,7 +20,9 @@ from lvmbench.data.store import ChainStore
 from lvmbench.data.synth import write_synth
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.index import search
-from lvmbench.evaluate.scoring import faiss_ranks, make_queries, predict_all
+from lvmbench.evaluate.queries import make_queries
+from lvmbench.evaluate.ranking import faiss_ranks
+from lvmbench.evaluate.scoring import predict_all
 from lvmbench.models.predict import predict
 from lvmbench.evaluate.score import pool_for, score_one
 from lvmbench.models.build import build_model

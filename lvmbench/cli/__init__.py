@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from lvmbench import __version__
-from lvmbench.cli.common import EPILOG, same_command
+from lvmbench.cli.common import EPILOG, same_command, trusted_specs
 from lvmbench.cli.data import add_data
 from lvmbench.cli.evaluate import add_eval, add_trec
 from lvmbench.cli.predictions import add_score, add_task
@@ -23,6 +23,7 @@ from lvmbench.cli.results import add_compare, add_gate, add_models
 from lvmbench.cli.run import add_run, add_sweep
 from lvmbench.cli.suite import add_suite
 from lvmbench.errors import Interrupted, LvmbenchError, error_line
+from lvmbench.trust import trusted_imports
 
 COMMANDS = (add_run, add_eval, add_sweep, add_suite, add_task, add_score, add_trec, add_gate, add_models, add_compare,
             add_data)
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None, owns_process: bool = False) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args))
+        with trusted_imports(trusted_specs(args)):
+            return int(args.func(args))
     except LvmbenchError as exc:
         if isinstance(exc, Interrupted) and not owns_process:
             raise
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None, owns_process: bool = False) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        from lvmbench import workdir
+
+        workdir.release_all()  # the directories this command held are free again
 
 
 def console_main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lvmbench.config import Recipe, load_recipe
+from lvmbench.trust import check_recipe_imports, specs_in
 
 EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input, 3 integrity failure
 (leakage or train/index Hit@K disagreement), 130 interrupted."""
@@ -22,10 +23,28 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, help="shorthand for --set seed=N")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set train.device=...")
+    add_allow_import(p)
+
+
+def add_allow_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-import", action="append", default=[], metavar="PKG.MOD:NAME",
+                   help="confirm an import path that a file names as a baseline (eval.baselines of a TOML recipe, "
+                   "recipe.json, a checkpoint or a task file): lvmbench never imports a module path read from a "
+                   "file unless the command line names it too (repeatable, or comma-separated)")
+
+
+def trusted_specs(args: argparse.Namespace) -> set[str]:
+    """The import paths this command line names: --model, --set model.name= / eval.baselines=, --allow-import."""
+    values = [getattr(args, "model", None), *(getattr(args, "allow_import", None) or [])]
+    for item in getattr(args, "overrides", None) or []:
+        key, _, value = item.partition("=")
+        if key.strip() in ("model.name", "eval.baselines"):
+            values.append(value)
+    return specs_in(values)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """The default recipe, then --recipe, then --set / --seed / --device / --model."""
+    """The default recipe, then --recipe, then --set / --seed / --device / --model; a TOML's code names checked."""
     overrides = list(args.overrides)
     if getattr(args, "seed", None) is not None:
         overrides.append(f"seed={args.seed}")
@@ -33,7 +52,10 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         overrides.append(f"train.device={args.device}")
     if getattr(args, "model", None):
         overrides.append(f"model.name={args.model}")
-    return load_recipe(args.recipe, overrides)
+    recipe = load_recipe(args.recipe, overrides)
+    if args.recipe is not None:
+        check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(args.recipe))
+    return recipe
 
 
 def same_command(args: argparse.Namespace) -> str:

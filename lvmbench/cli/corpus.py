@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lvmbench.data.corpus import TEXTS, BuildOptions, build_corpus, format_report, scan_corpus
+from lvmbench.data.corpus.build import MEMORY_MULTIPLE
 from lvmbench.data.corpus.formats import suffix_summary
+from lvmbench.data.corpus.select import MAX_UNIT_CHARS
 from lvmbench.data.dedupe import dedupe_store, format_dedupe_report
 from lvmbench.data.encoders import available_encoders
 from lvmbench.cli.common import same_command
@@ -36,6 +38,10 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-paragraphs", type=int, metavar="N",
                    help="drop documents with more than N units after the min-words filter (a compute budget)")
     p.add_argument("--max-docs", type=int, help="keep only the first N documents that pass the length filter")
+    p.add_argument("--max-unit-chars", type=int, default=MAX_UNIT_CHARS, metavar="N",
+                   help=f"drop (and count) units longer than N characters (default {MAX_UNIT_CHARS:,}; MiniLM reads "
+                   "only the first ~1,000-1,300), so no document-sized text reaches the encoder. Parsing is linear "
+                   f"in time; reading a document allocates at most about {MEMORY_MULTIPLE} times its size")
     p.add_argument("--include", action="append", metavar="GLOB",
                    help="only documents whose relative path matches (repeatable), e.g. 'library/*'")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip documents matching (repeatable)")
@@ -69,7 +75,8 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     info = parse_source_info(args.source_info)
     return BuildOptions(
         encoder=args.encoder, unit=args.unit, min_words=args.min_words, min_paragraphs=args.min_paragraphs,
-        max_paragraphs=args.max_paragraphs, max_docs=args.max_docs, include=args.include, exclude=args.exclude,
+        max_paragraphs=args.max_paragraphs, max_docs=args.max_docs, max_unit_chars=args.max_unit_chars,
+        include=args.include, exclude=args.exclude,
         dtype=args.dtype, cache_dir=args.cache_dir, batch_size=args.batch_size, device=args.device, name=args.name,
         license=args.license, source_info=info or None, save_texts=not args.no_texts, overwrite=args.overwrite,
     )

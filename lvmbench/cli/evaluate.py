@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lvmbench.cli.common import EPILOG, log
+from lvmbench.cli.common import EPILOG, add_allow_import, log
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -57,6 +57,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", help="output directory (default <run dir>/eval-<split>)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_allow_import(e)
     e.add_argument("--device", choices=["auto", "cpu", "cuda"])
     e.add_argument("--trec", metavar="DIR", help="also write TREC files (run.trec, qrels.trec, trec.json) to DIR")
     e.add_argument("--trec-depth", type=int, default=100, metavar="N",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lvmbench.cli.common import EPILOG, add_recipe_args, log, recipe_from_args
+from lvmbench.cli.common import EPILOG, add_allow_import, add_recipe_args, log, recipe_from_args
 
 TASK_DESCRIPTION = (
     "Write the exact queries of a split to TASK.npz so a model outside lvmbench (JAX, a remote service, another "
@@ -60,4 +60,5 @@ def add_score(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
     s.add_argument("--name", help="the predictor's name in tables and results.json (default: the file's stem)")
     s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to rank (default cpu)")
+    add_allow_import(s)
     s.set_defaults(func=cmd_score)

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from lvmbench.cli.common import EPILOG
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from lvmbench.models.entry import Context
+
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from lvmbench.report.gate import gate_line, gate_verdict, verify
+    from lvmbench import workdir
+    from lvmbench.report.gate import check_status, gate_line, gate_verdict, verify
     from lvmbench.report.results import load_results
 
+    workdir.check_finished(args.results, "gate")
     results = load_results(args.results)
     verdict = gate_verdict(results, args.metric, args.min, args.on, where=str(args.results))
+    check_status(results, str(args.results), "gate")
     verdict["check"] = verify(results, args.results, args.metric, args.on, args.require_predictions)
     print(gate_line(verdict))
     return 0 if verdict["passed"] else 1
@@ -22,7 +31,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 GATE_DESCRIPTION = (
     "Hold one rate metric of a run's results.json against a threshold: exit 0 when it passes, 1 when it fails. "
     "Only rates where higher is better are accepted (hit@K, ndcg@K, mrr), and thresholds are fractions in [0, 1] "
-    "(55 %% is --min 0.55). The gate does not take the file's word for it: the recorded value must agree with "
+    "(55 % is --min 0.55). The gate does not take the file's word for it: the recorded value must agree with "
     "its own interval and query count, and when predictions.npz sits beside results.json (every run and eval "
     "writes it there) the metric is recomputed from the per-query ranks in it; any disagreement is an integrity "
     "failure (exit 3). A results.json moved without its predictions.npz can only be checked against itself: the "
@@ -45,6 +54,54 @@ def add_gate(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=cmd_gate)
 
 
+def _probe_context(dim: int) -> Context:
+    """A tiny seeded train/val split of random unit vectors, for counting parameters only.
+
+    An entry-point model may fit something on the training split when it is
+    built (``reference`` picks its decayed-mean coefficients on val); its
+    parameter count depends on ``dim`` and its options, not on that data.
+    """
+    import numpy as np
+
+    from lvmbench.models.entry import Context
+
+    n = 8
+    unit = np.random.default_rng(0).standard_normal((2 * n, dim)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    train, val = np.arange(n), np.arange(n, 2 * n)
+    return Context(train_mean=unit[:n].mean(axis=0), unit=unit, train_pairs=(train[:-1], train[1:]),
+                   train_targets=train[1:], train_starts=np.zeros(n - 1, np.int64), train_rows=train,
+                   val_targets=val[1:], val_starts=np.full(n - 1, n, np.int64), val_rows=val,
+                   context_len=n, exclusion=n)
+
+
+def _entry_point_row(ep: EntryPoint, dim: int) -> list[str]:
+    """One entry point's row: its parameters counted only when its code is lvmbench's own, a shadow noted.
+
+    Listing must not import another package's code (it runs only when --model
+    names it), and a name the zoo already holds never reaches the entry point.
+    """
+    from lvmbench.config import ModelConfig
+    from lvmbench.errors import LvmbenchError
+    from lvmbench.models import registry
+
+    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
+    description = f"{ep.value} (package {dist})"
+    shadow = registry.REGISTRY.get(ep.name)
+    if shadow is not None:
+        by = "built-in" if shadow.source == "builtin" else shadow.source
+        return [ep.name, "entry point", "—",
+                f"{description} (shadowed by the {by} {ep.name}; use its import path {ep.value})"]
+    params = "—"
+    if ep.module == "lvmbench" or ep.module.startswith("lvmbench."):
+        try:
+            model = registry.get_entry(ep.name).build(dim, ModelConfig(), _probe_context(dim))
+            params = f"{registry.n_params(model):,}"
+        except LvmbenchError:
+            pass  # listed without a count; --model names it to see why it cannot be built
+    return [ep.name, "entry point", params, description]
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -58,9 +115,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             "0" if entry.kind == "baseline" and not entry.outside else "—")
         kind = entry.kind + ("" if entry.source == "builtin" else f" ({entry.source})")
         rows.append([name, kind, params, entry.description])
-    for ep in outside.entry_points():  # listed, not imported: a package's code runs only when --model names it
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
-        rows.append([ep.name, "entry point", "—", f"{ep.value} (package {dist})"])
+    # listed, not imported: another package's code runs only when --model names it
+    rows += [_entry_point_row(ep, args.dim) for ep in outside.entry_points()]
     print(tabulate(rows, headers=["name", "kind", f"params @ D={args.dim}", "description"]))
     print("\nAlso accepted: an import path package.module:NAME (see README 'Evaluate your own model').")
     return 0

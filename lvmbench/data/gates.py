@@ -20,11 +20,25 @@ COHERENCE_SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def unit_vectors(vectors: np.ndarray, block: int = 65536) -> np.ndarray:
-    """float32 L2-normalised copy of a (possibly float16, memory-mapped) array."""
+    """float32 L2-normalised copy of a (possibly float16, memory-mapped) array.
+
+    A row whose squared norm overflows or underflows float32 (|x| near 1e19
+    or 1e-19 and beyond) would come out all zeros (or Inf) and then tie every
+    candidate; such rows are normalised in float64 instead.  Every other row
+    is computed exactly as always, so stored numbers do not move.
+    """
     out = np.empty(vectors.shape, dtype=np.float32)
     for start in range(0, vectors.shape[0], block):
         v = np.asarray(vectors[start : start + block], dtype=np.float32)
-        out[start : start + block] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            u = v / np.linalg.norm(v, axis=1, keepdims=True)
+            norms = np.einsum("ij,ij->i", u.astype(np.float64), u.astype(np.float64))
+        redo = np.flatnonzero(~(np.abs(norms - 1.0) <= 1e-3))
+        if len(redo):
+            x = v[redo].astype(np.float64)
+            n = np.linalg.norm(x / np.abs(x).max(axis=1, keepdims=True), axis=1, keepdims=True)
+            u[redo] = (x / np.abs(x).max(axis=1, keepdims=True) / n).astype(np.float32)
+        out[start : start + block] = u
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lvmbench import workdir
 from lvmbench.config import DataConfig, Recipe, explicit_keys, validate
 from lvmbench.data import synth
 from lvmbench.data.gates import GateResult, apply_gates, row_hashes, unit_vectors
@@ -42,10 +43,29 @@ def resolve_data(spec: str | None, log: Callable[[str], None] = print) -> ChainS
     if spec == "synth":
         path = synth_path(**SYNTH_DEFAULTS)
         if not (path / "manifest.json").is_file():
-            log(f"generating the synthetic corpus into {path} (once)")
-            synth.write_synth(path, overwrite=True, **SYNTH_DEFAULTS)
+            _generate_synth(path, log)
         return load_store(path)
     return load_store(spec)
+
+
+def _generate_synth(path: Path, log: Callable[[str], None]) -> None:
+    """Write the synthetic corpus once; a second process generating it at the same time waits for the first."""
+    import time
+
+    for _ in range(600):
+        try:
+            workdir.acquire(path, sibling=True)
+            break
+        except workdir.LockedError:
+            time.sleep(0.5)  # another process is generating it; it takes seconds
+    else:
+        raise DataError(f"{path}: another process has been generating the synthetic corpus for 5 minutes")
+    try:
+        if not (path / "manifest.json").is_file():
+            log(f"generating the synthetic corpus into {path} (once)")
+            synth.write_synth(path, overwrite=True, **SYNTH_DEFAULTS)
+    finally:
+        workdir.release(path, sibling=True)
 
 
 @dataclass

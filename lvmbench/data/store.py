@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lvmbench.errors import DataError
-from lvmbench.io import atomic_write_json, current_umask, read_json, sha256_file
+from lvmbench.io import atomic_write_json, current_umask, disk_full, disk_full_behind, read_json, sha256_file
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
@@ -129,8 +129,11 @@ def write_store(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_full_behind(exc)
+        if full is not None:
+            raise disk_full(out, full) from None
         raise
     return load_store(out)
 
@@ -156,8 +159,8 @@ def validate_arrays(vectors: np.ndarray, offsets: np.ndarray, where: str) -> Non
         if bad.any():
             row = start + int(np.argmax(bad))
             raise DataError(f"{where}: vector {row} (chain {_chain_of(offsets, row)}) has NaN or Inf values")
-        norms = np.linalg.norm(v, axis=1)
-        zero = norms <= 1e-12
+        norms = np.linalg.norm(v.astype(np.float64), axis=1)  # float64: a huge row's square must not overflow
+        zero = norms <= 1e-30
         if zero.any():
             row = start + int(np.argmax(zero))
             raise DataError(f"{where}: vector {row} (chain {_chain_of(offsets, row)}) has zero norm")

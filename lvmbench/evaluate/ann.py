@@ -19,7 +19,8 @@ import numpy as np
 
 from lvmbench.errors import UsageError
 from lvmbench.evaluate.index import Pool
-from lvmbench.evaluate.scoring import FaissRanks, Queries, first_kept
+from lvmbench.evaluate.queries import Queries
+from lvmbench.evaluate.ranking import FaissRanks, first_kept
 
 KINDS = ("ivfpq",)
 NPROBE = 16

@@ -64,6 +64,7 @@ class Pool:
     shards: list[np.ndarray]  # float32 [P_s, D] L2-normalised; their concatenation is the pool
     bank: Bank | None = None
     starts: np.ndarray = field(init=False)  # pool position of each shard's first vector
+    _keys: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         sizes = [len(s) for s in self.shards]
@@ -104,6 +105,22 @@ class Pool:
             raise AssertionError(f"rows {missing} are not in the {self.split} pool")
         return pos
 
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """float32 ``[len(positions), D]``: the pool's vectors at these positions, whatever the sharding."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty((len(positions), self.dim), dtype=np.float32)
+        which = self.shard_of(positions)
+        for j in np.unique(which):
+            sel = np.flatnonzero(which == j)
+            out[sel] = self.shards[j][positions[sel] - self.starts[j]]
+        return out
+
+    def keys(self) -> np.ndarray:
+        """uint64 ``[P]``: a key per candidate, equal for bit-identical vectors (cached; see :func:`row_keys`)."""
+        if self._keys is None:
+            self._keys = np.concatenate([row_keys(shard) for _, shard in self.blocks()])
+        return self._keys
+
     def sha256(self) -> str:
         """Hash of ids and vectors; the same for any sharding of the same pool."""
         h = hashlib.sha256()
@@ -115,6 +132,27 @@ class Pool:
             for s in range(0, len(shard), BANK_BLOCK):
                 h.update(memoryview(np.ascontiguousarray(shard[s : s + BANK_BLOCK])).cast("B"))
         return h.hexdigest()
+
+
+KEY_BLOCK = 8192
+"""Rows per block when row keys are computed (a block's uint64 copy is ~25 MB at 384-d)."""
+
+
+def row_keys(vectors: np.ndarray) -> np.ndarray:
+    """uint64 ``[n]``: a random linear hash of each row's float32 bits, for finding bit-identical rows.
+
+    Equal rows get equal keys; two different rows collide with probability
+    about 2**-64, and callers confirm a key match by comparing the rows, so a
+    collision can cost time, never a wrong answer.  One multiply-add pass:
+    ~1 s per million 384-d rows.
+    """
+    n, dim = vectors.shape
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=dim, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    out = np.empty(n, dtype=np.uint64)
+    for s in range(0, n, KEY_BLOCK):
+        bits = np.ascontiguousarray(vectors[s : s + KEY_BLOCK], dtype=np.float32).view(np.uint32)
+        out[s : s + KEY_BLOCK] = (bits.astype(np.uint64) * weights).sum(axis=1)  # wraps mod 2**64, as intended
+    return out
 
 
 def shard_index(starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -204,7 +242,7 @@ def load_bank(path: str | Path, dim: int | None = None, log=print) -> Bank:
         bad = ~np.isfinite(block).all(axis=1)
         if bad.any():
             raise DataError(f"{p}: row {s + int(np.argmax(bad))} has NaN or Inf")
-        norms = np.linalg.norm(block, axis=1)
+        norms = np.linalg.norm(block.astype(np.float64), axis=1)  # float64: a 1e30 row's square fits
         if (norms == 0).any():
             raise DataError(f"{p}: row {s + int(np.argmax(norms == 0))} is all zeros (no direction to score)")
         normalised = normalised and bool(np.all(np.abs(norms - 1.0) <= 1e-5))
@@ -273,6 +311,18 @@ def _rescore(pool: Pool, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         faiss.fvec_inner_products_by_idx(faiss.swig_ptr(part), faiss.swig_ptr(q), faiss.swig_ptr(base),
                                          faiss.swig_ptr(local), q.shape[1], q.shape[0], ids.shape[1])
         np.copyto(out, part, where=local >= 0)
+    return out
+
+
+def pair_scores(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``<queries[i], vectors[i]>`` for each row pair, by FAISS's per-pair kernel (the scores ``search`` returns)."""
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    out = np.empty(len(q), dtype=np.float32)
+    if len(q):
+        ids = np.arange(len(q), dtype=np.int64)
+        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(v),
+                                         faiss.swig_ptr(ids), q.shape[1], len(q), 1)
     return out
 
 

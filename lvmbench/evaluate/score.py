@@ -20,12 +20,12 @@ import torch
 
 from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
-from lvmbench.errors import ConfigError
+from lvmbench.errors import ConfigError, DegeneratePredictions, ModelOutputError
 from lvmbench.evaluate import diagnostics
 from lvmbench.evaluate.index import Bank, Pool, build_pool, shard_rows
-from lvmbench.evaluate.scoring import (
-    Queries, Scored, check_consistency, make_queries, predict_all, score_predictions, torch_ranks,
-)
+from lvmbench.evaluate.queries import Queries, make_queries
+from lvmbench.evaluate.ranking import torch_ranks
+from lvmbench.evaluate.scoring import Scored, check_consistency, predict_all, score_predictions
 from lvmbench.evaluate.stats import paired
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
@@ -73,12 +73,27 @@ def score_vectors(name: str, pred: np.ndarray, prep: Prepared, recipe: Recipe, p
     return score_predictions(name, pred, pool, q, prep.unit, e.ks, e.search_depth, e.bootstrap, recipe.seed)
 
 
+def predict_queries(name: str, model: torch.nn.Module, unit_t: torch.Tensor, queries: Queries, recipe: Recipe,
+                    split: str) -> torch.Tensor:
+    """``predict()`` every query; a model whose output cannot be ranked is an integrity failure naming it."""
+    try:
+        return predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    except DegeneratePredictions as exc:
+        q = exc.index
+        raise DegeneratePredictions(
+            f"{name}: {split} query {q} (target row {int(queries.samples.target[q])}): {exc.reason}; {exc.count} of "
+            f"{len(queries)} {split} predictions are not finite unit vectors once normalised and would tie every "
+            "candidate, so they cannot be scored", q, exc.reason, exc.count) from None
+    except ModelOutputError as exc:
+        raise ModelOutputError(f"model '{name}': while predicting the {split} queries: {exc}") from None
+
+
 def score_one(
     name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe, unit_t: torch.Tensor,
-    pool: Pool, queries: Queries,
+    pool: Pool, queries: Queries, split: str = "test",
 ) -> tuple[Scored, torch.Tensor]:
     """``predict()`` every query with ``model``, then :func:`score_vectors`."""
-    pred_t = predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    pred_t = predict_queries(name, model, unit_t, queries, recipe, split)
     pred = pred_t.cpu().numpy().astype(np.float32)
     return score_vectors(name, pred, prep, recipe, pool, queries), pred_t
 
@@ -107,7 +122,7 @@ def val_consistency(
     unit_t = torch.from_numpy(prep.unit).to(device)
     pool = pool_for(prep, recipe, "val")
     queries = queries_for(prep, recipe, "val", pool)
-    scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries)
+    scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries, "val")
     report, _, _ = consistency(pred_t, pool, queries, scored, recipe, device)
     report["recorded_val_hit@5"] = recorded_hit5
     report["faiss_val_hit@5"] = scored.metrics["hit@5"]
@@ -140,7 +155,7 @@ def score_baselines(
     out: dict[str, Scored] = {}
     for name in recipe.eval.baselines:
         model = build_model(name, prep, recipe).to(device)
-        out[name], _ = score_one(name, model, prep, recipe, unit_t, pool, queries)
+        out[name], _ = score_one(name, model, prep, recipe, unit_t, pool, queries, pool.split)
         if hasattr(model, "describe"):  # a fitted baseline records its coefficients
             out[name].metrics["fit"] = model.describe()
         if progress is not None:
@@ -190,6 +205,7 @@ def _arrays(main: Scored, queries: Queries, pool: Pool, recipe: Recipe,
         "retrieved": main.faiss.retrieved,
         "torch_rank": t_rank,
         "torch_gap": t_gap,
+        "copies": main.faiss.copies,
     }
 
 
@@ -236,7 +252,7 @@ def score_model(
     exact search, which stays the headline.
     """
     s = scoring(prep, recipe, device, split, bank, shard_size)
-    pred_t = predict_all(model, s.unit_t, s.queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    pred_t = predict_queries(model_name, model, s.unit_t, s.queries, recipe, split)
     entry = registry.REGISTRY.get(model_name)
     return score_predicted(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model")
 
@@ -272,6 +288,12 @@ def score_predicted(
         "diagnostics": _directions(name, kind, main, base, s.prep, queries),
         **_lifts(main, base, recipe),
     }
+    if "copies_against" in main.extra:
+        results["copies"] = {
+            "queries": main.metrics["queries_with_copies"],
+            "rule": "a candidate bit-identical to the target is as good a hit as the target (left out of its rank)",
+            "metrics_copies_against": main.extra["copies_against"],
+        }
     if ann is not None:
         from lvmbench.evaluate.ann import ann_report
 

@@ -94,15 +94,44 @@ def read_task(path: str | Path) -> Task:
         meta = json.loads(arrays.pop("meta").item())
     except (ValueError, TypeError) as exc:
         raise DataError(f"{p}: malformed task meta ({exc})") from None
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    _check_meta(meta, p)
+    if meta["format_version"] > FORMAT_VERSION:
         raise DataError(f"{p}: task format {meta.get('format_version')} is newer than this lvmbench reads")
     missing = [k for k in ARRAYS if k not in arrays]
     if missing:
         raise DataError(f"{p}: lacks {', '.join(missing)}; not an lvmbench task file")
+    for key in ARRAYS:
+        a, ndim = arrays[key], 2 if key == "context_ids" else 1
+        if a.dtype.kind not in "iu" or a.ndim != ndim:
+            raise DataError(f"{p}: '{key}' is a {a.ndim}-D {a.dtype} array; expected a {ndim}-D integer array")
     n = len(arrays["target_ids"])
     if any(len(arrays[k]) != n for k in ARRAYS[:4]) or n != meta.get("n_queries"):
         raise DataError(f"{p}: the per-query arrays disagree on the number of queries ({n})")
     return Task(p, meta, arrays)
+
+
+META: dict[str, type | tuple[type, ...]] = {
+    "format_version": int, "dataset": dict, "dataset.path": str, "dataset.sha256": str, "split": str,
+    "split_sha256": str, "n_queries": int, "recipe": dict,
+}
+"""The meta keys ``score`` reads, and their types."""
+
+
+def _check_meta(meta: Any, p: Path) -> None:
+    """Every key ``score`` reads is there with its type: one line naming the first that is not."""
+    if not isinstance(meta, dict):
+        raise DataError(f"{p}: task meta is not a JSON object")
+    for key, typ in META.items():
+        value: Any = meta
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            raise DataError(f"{p}: task meta lacks '{key}'; not an lvmbench task file (write one with lvmbench task)")
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise DataError(f"{p}: task meta '{key}' is {type(value).__name__} {value!r:.40}, expected "
+                            f"{getattr(typ, '__name__', typ)}")
+    if meta["split"] not in ("test", "val"):
+        raise DataError(f"{p}: task meta 'split' is {meta['split']!r}, expected 'test' or 'val'")
 
 
 def check_task(task: Task, prep: Prepared, recipe: Recipe) -> None:
@@ -111,6 +140,6 @@ def check_task(task: Task, prep: Prepared, recipe: Recipe) -> None:
     if prep.report["split"]["sha256"] != task.meta["split_sha256"]:
         raise DataError(f"{task.path}: the split rebuilt from {prep.store.path} differs from the task's")
     rebuilt = make_task(prep, recipe, split)
-    for key in ("target_ids", "pool_ids", "exclude_lo", "exclude_hi"):
+    for key in ("target_ids", "pool_ids", "exclude_lo", "exclude_hi", "context_ids"):
         if not np.array_equal(rebuilt[key], task.arrays[key]):
             raise DataError(f"{task.path}: '{key}' differs from the one {prep.store.path} gives for this recipe")

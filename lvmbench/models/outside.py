@@ -12,8 +12,11 @@ parameter named ``train`` also receives the training split's data (a
 :class:`~lvmbench.models.entry.Context`).  Setting ``lvmbench_kind =
 "baseline"`` on it scores it without training.  What it builds must meet
 :mod:`lvmbench.models.protocol`; anything that does not is refused with one
-line.  Only names given on the command line (or registered in code) are ever
-imported: lvmbench never imports a module path it read from a file.
+line.
+
+**The trust boundary** (:mod:`lvmbench.trust`): an import path is imported
+only when this command named it; :func:`from_import_path` refuses any other,
+whatever route reached it.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from lvmbench.config import ModelConfig
 from lvmbench.errors import ConfigError, UsageError, first_line
 from lvmbench.models.entry import Context, Entry
 from lvmbench.models.protocol import check_model
+from lvmbench.trust import is_import_path, is_trusted
 
 GROUP = "lvmbench.models"
 KINDS = ("model", "baseline")
-
 
 def _summary(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
@@ -61,7 +64,7 @@ def _builder(name: str, factory: Callable[..., Any], kind: str) -> Callable[[int
             pass  # no introspectable signature: the call itself decides
         try:
             model = factory(dim, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the user's constructor failed: one line, not a traceback
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's constructor failed: one line, not a traceback
             raise UsageError(f"model '{name}': building it as {name.rsplit(':', 1)[-1]}({dim}, **model.options) "
                              f"failed ({type(exc).__name__}: {first_line(exc)})") from None
         check_model(model, name, dim, trained=kind == "model")
@@ -97,12 +100,15 @@ def from_import_path(spec: str) -> Entry:
     module, _, attr = spec.partition(":")
     if not module or not attr or not all(p.isidentifier() for p in module.split(".") + attr.split(".")):
         raise UsageError(f"--model {spec}: an import path is package.module:NAME")
+    if not is_trusted(spec):  # the backstop: whatever route reached here, a path from a file is not imported
+        raise UsageError(f"{spec}: lvmbench imports a module path only when this command names it (--model, "
+                         f"--set model.name=..., --set eval.baselines=... or --allow-import {spec})")
     try:
         obj: Any = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise UsageError(f"--model {spec}: cannot import {module} ({first_line(exc)}; is it installed or on "
                          "PYTHONPATH?)") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module raised (or exited) while importing
         raise UsageError(f"--model {spec}: importing {module} failed "
                          f"({type(exc).__name__}: {first_line(exc)})") from None
     for part in attr.split("."):
@@ -128,7 +134,7 @@ def from_entry_point(name: str) -> Entry | None:
     ep = found[0]
     try:
         obj = ep.load()
-    except Exception as exc:  # noqa: BLE001 - the package's module raised while importing
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the package's module raised (or exited) while importing
         raise UsageError(f"--model {name}: entry point {ep.value} failed to load "
                          f"({type(exc).__name__}: {first_line(exc)})") from None
     dist = ep.dist
@@ -139,10 +145,6 @@ def from_entry_point(name: str) -> Entry | None:
 def resolve(name: str) -> Entry | None:
     """An import path or an entry-point name; None when it is neither."""
     return from_import_path(name) if ":" in name else from_entry_point(name)
-
-
-def is_import_path(name: str) -> bool:
-    return ":" in name
 
 
 def confirm(recorded: list[str], given: list[str] | None, where: str) -> None:

@@ -63,7 +63,10 @@ def get_entry(name: str) -> Entry:
         return REGISTRY[name]
     entry = outside.resolve(name)
     if entry is None:
-        raise UsageError(f"unknown model '{name}' (known: {', '.join(REGISTRY)}; or an import path "
+        # entry points by name only (none is loaded); one that a built-in shadows is not reachable by that name
+        installed = [n for n in dict.fromkeys(ep.name for ep in outside.entry_points()) if n not in REGISTRY]
+        eps = f"; installed entry points: {', '.join(installed)}" if installed else ""
+        raise UsageError(f"unknown model '{name}' (known: {', '.join(REGISTRY)}{eps}; or an import path "
                          "package.module:NAME, or an installed package's 'lvmbench.models' entry point)")
     return entry
 

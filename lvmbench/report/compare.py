@@ -35,10 +35,12 @@ from typing import Any, Callable
 import numpy as np
 from tabulate import tabulate
 
-from lvmbench.errors import UsageError
+from lvmbench import workdir
+from lvmbench.errors import IntegrityError, UsageError
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.stats import PAIRED_K, holm, paired
-from lvmbench.report import format as fmt_
+from lvmbench import format as fmt_
+from lvmbench.report.gate import check_status
 from lvmbench.report.results import load_results
 
 DEFAULT_KS = (1, 5, 10)
@@ -77,6 +79,23 @@ def load_run(path: str | Path) -> Run:
         if key.startswith("rank") and n and value.min() < 1:
             raise UsageError(f"{npz}: '{key}'[{int(np.argmax(value < 1))}] is {value.min()}; ranks start at 1")
     return Run(p if p.is_dir() else p.parent, results, arrays)
+
+
+def believed_runs(paths: list[str | Path] | list[Path]) -> tuple[list[Run], list[str]]:
+    """The runs a leaderboard may show (finished and consistent), and a note for each one left out."""
+    runs, notes = [], []
+    for p in paths:
+        try:
+            workdir.check_finished(p, "compare")
+            run = load_run(p)
+            check_status(run.results, str(p), "compare")
+        except IntegrityError as exc:
+            notes.append(f"left out: {exc}")
+            continue
+        runs.append(run)
+    if not runs:
+        raise IntegrityError("no finished, consistent run to compare: " + "; ".join(notes))
+    return runs, notes
 
 
 def _hash(results: dict[str, Any], section: str) -> str | None:
@@ -299,8 +318,8 @@ def compare(
         if not all(suites):
             raise UsageError("compare takes run directories or suite directories (with suite.json), not both")
         return compare_suites(paths, metric, fmt, force, warn)
-    runs = [load_run(p) for p in paths]
-    warnings = check_comparable(runs, force)
+    runs, left_out = believed_runs(paths)
+    warnings = left_out + check_comparable(runs, force)
     board = leaderboard(runs, metric)
     if plot is not None:
         from lvmbench.report.plots import plot_leaderboard
@@ -339,8 +358,8 @@ def compare_suites(paths: list[str | Path], metric: str = "hit@5", fmt: str = "t
             dirs = [runs[i][1] for runs in per_suite if i < len(runs)]
             if len(dirs) < len(suites):
                 continue
-            runs = [load_run(d) for d in dirs]
-            warnings = check_comparable(runs, force)
+            runs, left_out = believed_runs(dirs)
+            warnings = left_out + check_comparable(runs, force)
             boards[label] = leaderboard(runs, metric)
             if fmt in ("table", "markdown"):
                 texts.append(f"== {label}\n" + render(boards[label], fmt, warnings))

@@ -22,14 +22,15 @@ edited consistently with its results.json.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lvmbench.errors import IntegrityError, UsageError
+from lvmbench.errors import IntegrityError, UsageError, first_line
 from lvmbench.evaluate import metrics
-from lvmbench.report.format import pct
+from lvmbench.format import pct
 
 TOLERANCE = 1e-9
 """Recomputed and recorded values are the same float computation; this only absorbs JSON round-trips."""
@@ -114,15 +115,21 @@ def check_record(results: dict[str, Any], metric: str, where: str) -> None:
 
 
 def _ranks(npz: Path, results: dict[str, Any]) -> np.ndarray:
-    """The headline ranks of a run's predictions.npz (context excluded or not, as the run scored)."""
+    """The headline ranks of a run's predictions.npz (context excluded or not, as the run scored), checked.
+
+    Any failure to read it - a truncated archive, a corrupt compressed member,
+    a pickled array - is an integrity failure (exit 3), never a failed gate.
+    """
     key = "rank" if (results.get("pool") or {}).get("exclude_context", True) else "rank_with_context"
     try:
         with np.load(npz, allow_pickle=False) as z:
             if key not in z.files:
                 raise IntegrityError(f"{npz}: no '{key}' array; cannot verify the gated metric")
+            check_predictions(z, npz, results)
             return np.asarray(z[key])
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise IntegrityError(f"{npz}: not a readable predictions file ({exc}); cannot verify the gate") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise IntegrityError(f"{npz}: not a readable predictions file ({first_line(exc)}); cannot verify the "
+                             "gate") from None
 
 
 def verify(results: dict[str, Any], path: str | Path, metric: str, on: str,
@@ -152,6 +159,45 @@ def verify(results: dict[str, Any], path: str | Path, metric: str, on: str,
             raise IntegrityError(f"{where}: the recorded 95 % interval of {metric} differs from the one the ranks "
                                  f"in {npz} give; results.json was edited")
     return {"verified": True, "predictions": str(npz), "n_queries": int(len(ranks))}
+
+
+def check_status(results: dict[str, Any], where: str, reader: str = "gate") -> None:
+    """Only a finished, consistent run is believed: refuse any other with one line (exit 3).
+
+    A results.json written before runs recorded a status is judged by its
+    consistency record; ``verify`` then re-checks that record from the ranks.
+    """
+    status = results.get("status")
+    if status is None:
+        ok = (results.get("consistency") or {}).get("ok")
+        val = (results.get("consistency") or {}).get("val") or {}
+        status = "complete" if ok and val.get("ok", True) else "inconsistent"
+    if status != "complete":
+        detail = results.get("status_detail") or "its consistency check failed"
+        raise IntegrityError(f"{where}: the run is {status} ({detail}); {reader} only believes a finished, "
+                             "consistent run")
+
+
+def check_predictions(z: Any, npz: Path, results: dict[str, Any]) -> None:
+    """What predictions.npz holds must be what a consistent run writes: ranks that agree, unit-vector queries."""
+    files = set(z.files)
+    if {"torch_rank", "torch_gap", "retrieved"} <= files:
+        from lvmbench.evaluate.scoring import check_consistency
+
+        ev = (results.get("recipe") or {}).get("eval", {})
+        c = check_consistency(z["torch_rank"], z["torch_gap"], z["retrieved"], list(ev.get("ks", [1, 5, 10])),
+                              float(ev.get("tie_tol", 1e-5)))
+        if not c["ok"]:
+            raise IntegrityError(f"{npz}: the training loop's ranks and FAISS retrieval disagree on "
+                                 f"{c['n_mismatch']} queries; the gate only believes a consistent run")
+    if "queries" in files:
+        q = np.asarray(z["queries"], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            norms = np.sqrt((q * q).sum(axis=1)) if q.ndim == 2 else np.array([np.nan])
+        bad = np.flatnonzero(~(np.abs(norms - 1.0) <= 1e-3))
+        if len(bad):
+            raise IntegrityError(f"{npz}: prediction {int(bad[0])} is not a finite unit vector ({len(bad)} such); "
+                                 "such predictions tie every candidate and cannot be gated")
 
 
 def gate_line(g: dict[str, Any]) -> str:

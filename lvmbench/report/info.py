@@ -20,7 +20,7 @@ from lvmbench.data.prepare import Prepared, prepare
 from lvmbench.data.store import ChainStore
 from lvmbench.evaluate.score import pool_for, queries_for, score_one
 from lvmbench.models.build import build_model
-from lvmbench.report.format import DASH, num, pct
+from lvmbench.format import DASH, num, pct
 
 DIFFICULTY_BASELINES = ("copy_last", "mean_context", "random")
 STAT_COLUMNS = ("min", "p10", "median", "p90", "max", "mean")

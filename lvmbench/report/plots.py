@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lvmbench.io import atomic_open
+from lvmbench.format import num, pct
 
 CURVES = "curves.png"
 LEADERBOARD = "leaderboard.png"
@@ -63,38 +64,89 @@ def _draw(what: str, path: str | Path, draw: Callable[[], Any], log: Log) -> Pat
         return None
 
 
+def _stop_metric(history: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The metric early stopping followed (history ``stop_metric``); hit@5 for histories written before it."""
+    metric = history.get("stop_metric") or "hit@5"
+    return metric if all(f"val_{metric}" in r for r in rows) else "hit@5"
+
+
+def _metric_label(metric: str) -> str:
+    """'hit@5' -> 'Hit@5', 'mrr' -> 'MRR': the trainer's own label, imported only when a curve is drawn."""
+    from lvmbench.train.trainer import metric_label
+
+    return metric_label(metric)
+
+
+def _metric_text(metric: str, value: float | None) -> str:
+    """A value of ``metric`` as text: a Hit@K in percent, MRR as a number."""
+    return pct(value) + "%" if metric.startswith("hit@") else num(value)
+
+
+def _scaled(metric: str, rows: list[dict[str, Any]]) -> list[float]:
+    """The val values of ``metric`` per epoch as the panel plots them: Hit@K in percent, MRR as it is."""
+    scale = 100.0 if metric.startswith("hit@") else 1.0
+    return [scale * r[f"val_{metric}"] for r in rows]
+
+
+def _stop_panel(ax: Any, history: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The early-stopping metric per epoch with its best epoch starred, and Hit@5 beside it when that differs.
+
+    The star marks the epoch the best checkpoint was kept at, so it must sit on
+    the metric that chose it (MRR under the contrastive recipe), not on Hit@5.
+    """
+    epochs = [r["epoch"] for r in rows]
+    metric = _stop_metric(history, rows)
+    label = _metric_label(metric)
+    unit = " (%)" if metric.startswith("hit@") else ""
+    values = _scaled(metric, rows)
+    handles = ax.plot(epochs, values, "o-", label=f"val {label}", color=MODEL_COLOUR)
+    best = history.get("best_epoch")
+    if best is not None and best in epochs:
+        handles += ax.plot([best], [values[epochs.index(best)]], marker="*", markersize=14, color=BEST_COLOUR,
+                           linestyle="", label=f"best epoch {best}")
+    ax.set_ylabel(f"val {label}{unit}")
+    ax.set_title(f"val {label} (early-stopping metric)")
+    top = ax
+    if metric != "hit@5" and all("val_hit@5" in r for r in rows):
+        top = ax.twinx()  # Hit@5 in percent on its own scale; the star stays on the stop metric
+        handles += top.plot(epochs, _scaled("hit@5", rows), "^--", label="val Hit@5", color=BASELINE_COLOUR)
+        top.set_ylabel("val Hit@5 (%)")
+    top.legend(handles=handles, fontsize=8)  # on the axes drawn last, so no line covers it
+
+
 def plot_curves(history: dict[str, Any], path: str | Path, log: Log = print) -> Path | None:
-    """Train/val loss and val Hit@5 per epoch, the best epoch marked.  Returns the path, or None if skipped."""
+    """Train/val loss and the val early-stopping metric per epoch, the best epoch marked.
+
+    Returns the path, or None if skipped.
+    """
 
     def draw() -> Any:
         rows = history.get("history") or []
         if not rows:
             return None
-        fig, (loss_ax, hit_ax) = _figure(10, 3.8, ncols=2)
+        fig, (loss_ax, stop_ax) = _figure(10, 3.8, ncols=2)
         epochs = [r["epoch"] for r in rows]
         loss_ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train loss", color=MODEL_COLOUR)
         loss_ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="val loss", color="#ff7f0e")
-        hit5 = [100 * r["val_hit@5"] for r in rows]
-        hit_ax.plot(epochs, hit5, "o-", label="val Hit@5", color=MODEL_COLOUR)
         best = history.get("best_epoch")
         from matplotlib.ticker import MaxNLocator
 
-        for ax in (loss_ax, hit_ax):
+        for ax in (loss_ax, stop_ax):
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             if best is not None:
                 ax.axvline(best, color=BEST_COLOUR, linestyle="--", linewidth=1, label=f"best epoch {best}")
-        if best is not None and best in epochs:
-            hit_ax.plot([best], [hit5[epochs.index(best)]], marker="*", markersize=14, color=BEST_COLOUR, linestyle="")
         loss_ax.set_ylabel("recipe loss")
         loss_ax.set_title("loss")
-        hit_ax.set_ylabel("val Hit@5 (%)")
-        hit_ax.set_title("val Hit@5 (early-stopping metric)")
         loss_ax.legend()
-        hit_ax.legend()
-        best_txt = ("" if history.get("best_hit5") is None
-                    else f": best epoch {best}, val Hit@5 {100 * history['best_hit5']:.1f}%")
+        _stop_panel(stop_ax, history, rows)
+        metric = _stop_metric(history, rows)
+        best_value = history.get("best_metric") if metric == history.get("stop_metric") else None
+        if best_value is None and metric == "hit@5":  # a history written before best_metric was recorded
+            best_value = history.get("best_hit5")
+        best_txt = ("" if best_value is None
+                    else f": best epoch {best}, val {_metric_label(metric)} {_metric_text(metric, best_value)}")
         fig.suptitle(f"{history.get('model', '')}{best_txt} ({history.get('stop_reason') or ''})", fontsize=10)
         return fig
 

@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.stats import PAIRED_K, holm, paired
-from lvmbench.report import format as fmt
+from lvmbench import format as fmt
 
 BOOTSTRAP = 1000
 

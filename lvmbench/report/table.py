@@ -10,20 +10,41 @@ from typing import Any
 
 from tabulate import tabulate
 
-from lvmbench.report.format import interval, num, pct, pts
+from lvmbench.format import interval, num, pct, pts
 from lvmbench.report.gate import gate_line
 
 
+RUN_BASELINE = " (baseline; the run's model)"
+"""How a run of a baseline (``run --model copy_last``) marks its own row, as ``compare`` does."""
+
+
+def _is_baseline_run(results: dict[str, Any]) -> bool:
+    return results.get("model", {}).get("kind") == "baseline"
+
+
+def _label(name: str, kind: str | None, results: dict[str, Any]) -> str:
+    """A predictor's name as the tables print it: a baseline that is also the run's model is marked once as such."""
+    if name == results.get("model", {}).get("name") and _is_baseline_run(results):
+        return name + RUN_BASELINE
+    return name + {"baseline": " (baseline)", "reference": " (reference)"}.get(kind or "", "")
+
+
 def table_rows(results: dict[str, Any], ks: list[int]) -> tuple[list[str], list[list[Any]]]:
-    """One row per predictor: the model first, then baselines by Hit@5."""
+    """One row per predictor: the model first, then baselines by Hit@5.
+
+    A run of a baseline scores it twice (as the model and among the baselines,
+    same ranks); it gets one row, the model's, so no predictor is listed twice.
+    """
     headers = (["predictor"] + [f"Hit@{k} %" for k in ks]
                + ["Hit@5 95% CI", "MRR", "mean cos", "margin", "lift Hit@5 (pts)"])
     best = results.get("best_baseline", {}).get("hit@5")
     entries = []
+    model = results.get("model", {}).get("name")
     if results.get("metrics"):
-        entries.append((results["model"]["name"], results["metrics"]))
+        entries.append((_label(model, "model", results), results["metrics"]))
     for name, m in sorted(results.get("baselines", {}).items(), key=lambda kv: -kv[1]["hit@5"]):
-        entries.append((name + " (baseline)", m))
+        if not (name == model and _is_baseline_run(results) and results.get("metrics")):
+            entries.append((_label(name, "baseline", results), m))
     rows = []
     for name, m in entries:
         lo, hi = m["ci"]["hit@5"]
@@ -60,6 +81,12 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
         mc = results["metrics_with_context"]
         lines += ["", f"{results['model']['name']} with context vectors left in the pool: "
                   + ", ".join(f"Hit@{k} {pct(mc[f'hit@{k}'])}%" for k in ks) + f", MRR {mc['mrr']:.3f}"]
+    if results.get("copies"):
+        cp, strict = results["copies"], results["copies"]["metrics_copies_against"]
+        lines += ["", f"copies: {cp['queries']} of {results['metrics']['n_queries']} targets have a bit-identical "
+                  "copy among their candidates, counted as hits; counted against the target instead (as a tool "
+                  "that treats every tie as a loss does): "
+                  + ", ".join(f"Hit@{k} {pct(strict[f'hit@{k}'])}%" for k in ks) + f", MRR {strict['mrr']:.3f}"]
     if results.get("diagnostics"):
         lines += ["", render_direction(results, fmt), ""]
     c = results.get("consistency")
@@ -88,7 +115,7 @@ def render_direction(results: dict[str, Any], fmt: str = "simple") -> str:
     table = []
     for name in order:
         r = rows_in[name]
-        label = name + {"baseline": " (baseline)", "reference": " (reference)"}.get(r.get("kind"), "")
+        label = _label(name, r.get("kind"), results)
         by_k = {o["k"]: o["mean"] for o in r["offset_cos"]}
         table.append([label, num(r["margin"], signed=True)] + [num(by_k.get(k), signed=True) for k in offsets])
     counts = {o["k"]: o["n"] for o in next(iter(rows_in.values()))["offset_cos"]} if rows_in else {}

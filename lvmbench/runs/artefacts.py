@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lvmbench import workdir
 from lvmbench.config import Recipe
 from lvmbench.data.prepare import Prepared
 from lvmbench.errors import IntegrityError
@@ -36,11 +37,20 @@ def dataset_info(prep: Prepared) -> dict[str, Any]:
     }
 
 
+def model_config(name: str, recipe: Recipe) -> dict[str, Any]:
+    """What the model was built from: a built-in family reads the ModelConfig fields, an outside model only
+    its name and ``model.options`` (the built-in fields do not apply to it, so recording them would mislead)."""
+    if registry.get_entry(name).outside:
+        return {"name": name, "options": dict(recipe.model.options)}
+    return dict(vars(recipe.model))
+
+
 def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Path | None,
                   history: dict[str, Any] | None) -> dict[str, Any]:
-    """results.json 'model' for a registered model: kind, provenance, size, checkpoint."""
+    """results.json 'model' for a registered model: kind, provenance, size, checkpoint (see :func:`model_config`)."""
     ckpt_path = run_dir / BEST if run_dir else None
     entry = registry.get_entry(name)
+    config = model_config(name, recipe)
     return {
         "name": name,
         "kind": entry.kind,
@@ -50,7 +60,7 @@ def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Pa
         "checkpoint_sha256": sha256_file(ckpt_path) if ckpt_path else None,
         "best_epoch": history["best_epoch"] if history else None,
         "stopped_epoch": history["stopped_epoch"] if history else None,
-        "config": dict(vars(recipe.model)),
+        "config": config,
         **({"fit": model.describe()} if hasattr(model, "describe") else {}),
     }
 
@@ -80,9 +90,27 @@ def assemble(scored: dict[str, Any], model: dict[str, Any], prep: Prepared, reci
     }
 
 
+def run_status(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json 'status': 'complete' only for a run whose test and val consistency checks passed.
+
+    ``gate`` passes only a complete run and ``compare`` leaves any other out;
+    a run that failed before this point has no results.json at all (its
+    directory keeps the ``.incomplete`` marker).
+    """
+    c = results["consistency"]
+    problems = []
+    if not c["ok"]:
+        problems.append(f"training-time Hit@K and FAISS retrieval disagree on {c['n_mismatch']} test queries "
+                        "beyond float near-ties")
+    if c.get("val") is not None and not c["val"]["ok"]:
+        problems.append("the best epoch's val Hit@K from the training loop disagrees with FAISS retrieval")
+    return {"status": "inconsistent" if problems else "complete", "status_detail": "; ".join(problems) or None}
+
+
 def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray], recipe: Recipe, log: Log) -> int:
     """Gate, write predictions.npz, results.json and report.md, print the table; exit 3 on inconsistency."""
     g = recipe.gate
+    results.update(run_status(results))
     results["gate"] = gate_verdict(results, g.metric, g.min, g.on)
     atomic_save_npz(run_dir / "predictions.npz", **arrays)
     atomic_write_json(run_dir / "results.json", results)
@@ -90,6 +118,7 @@ def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray]
     atomic_write_text(run_dir / "report.md", "# lvmbench report\n\n```\n" + table + "\n```\n")
     log(table)
     log(f"artefacts in {run_dir}")
+    workdir.mark_complete(run_dir)  # every file is written: gate, compare and eval may read it now
     if not results["consistency"]["ok"]:
         raise IntegrityError(
             f"{run_dir}: training-time Hit@K and FAISS retrieval disagree on "

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lvmbench import workdir
 from lvmbench.config import Recipe, validate
 from lvmbench.data.prepare import prepare, resolve_data
 from lvmbench.data.store import ChainStore
@@ -27,7 +28,7 @@ from lvmbench.report import suite as suite_report
 from lvmbench.report.compare import load_run
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.resume import check_dataset
-from lvmbench.runs.rundir import series_dir
+from lvmbench.runs.rundir import scoped, series_dir
 from lvmbench.runs.series import (
     PLAN, Outcome, load_plan, run_series, series_exit_code, series_resume_command, write_plan,
 )
@@ -94,6 +95,7 @@ def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], log: Log) ->
     table = suite_report.render(summary, ks)
     atomic_write_json(parent / "cv.json", summary)
     atomic_write_text(parent / "cv.md", "# lvmbench cross-validation\n\n```\n" + table + "\n```\n")
+    workdir.mark_complete(parent)
     log("")
     log(f"{recipe.data.folds}-fold cross-validation of {recipe.model.name}: every document tested once, "
         "queries pooled over the folds")
@@ -101,6 +103,7 @@ def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], log: Log) ->
     return summary
 
 
+@scoped
 def run_cv(recipe: Recipe, folds: int, data: str | None, out: str | Path | None, overwrite: bool = False,
            log: Log = print) -> tuple[Path, dict[str, Any], int]:
     """``lvmbench run --folds K``: every fold into OUT/fold-<f>/, then cv.json / cv.md with pooled scores."""
@@ -117,6 +120,7 @@ def run_cv(recipe: Recipe, folds: int, data: str | None, out: str | Path | None,
     return parent, write_cv(parent, points[0][1], outcomes, log), series_exit_code(outcomes)
 
 
+@scoped
 def resume_cv(parent: str | Path, data: str | None = None, log: Log = print,
               models: list[str] | None = None) -> tuple[Path, dict[str, Any], int]:
     """Continue an interrupted ``run --folds K``: finished folds are kept, the interrupted one resumes."""

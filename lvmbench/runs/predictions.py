@@ -25,9 +25,11 @@ from lvmbench.errors import DataError, UsageError
 from lvmbench.evaluate.score import check_ks, score_predicted, scoring
 from lvmbench.evaluate.task import check_task, make_task, read_task
 from lvmbench.io import atomic_save_npz, sha256_file
+from lvmbench.models.predict import bad_rows, explain
 from lvmbench.runs.artefacts import assemble, finish
-from lvmbench.runs.rundir import make_run_dir
+from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench.trust import check_recipe_imports
 
 Log = Callable[[str], None]
 
@@ -51,8 +53,15 @@ def write_task(recipe: Recipe, data: str | None, split: str, out: str | Path, ov
     return out
 
 
-def load_predictions(path: str | Path, n: int, dim: int) -> np.ndarray:
-    """``[n, dim]`` finite, non-zero float rows from an ``.npy``; one line naming the first bad row otherwise."""
+def load_predictions(path: str | Path, n: int, dim: int) -> torch.Tensor:
+    """``[n, dim]`` float32 unit rows from an ``.npy``, as ``predict()`` normalises them; checked after each step.
+
+    Each transformation the scorer applies is followed by a check, so a row
+    that would tie every candidate is refused with one line naming it and
+    what happened: not finite as stored, overflowing the float32 cast, all
+    zeros, or a square that overflows or underflows float32 (normalised to
+    zeros or to a non-unit vector).
+    """
     p = Path(path)
     pred = load_npy(p)  # refuses pickled/object arrays, truncated files, other formats
     if pred.dtype.kind != "f":
@@ -62,14 +71,24 @@ def load_predictions(path: str | Path, n: int, dim: int) -> np.ndarray:
                         f"{n} queries; row i must be the prediction for query i")
     if pred.shape[1] != dim:
         raise DataError(f"{p}: predictions have dim {pred.shape[1]} but the dataset's vectors have dim {dim}")
-    pred = np.array(pred, dtype=np.float32)  # a writable copy (the file is memory-mapped read-only)
-    bad = ~np.isfinite(pred).all(axis=1)
-    if bad.any():
-        raise DataError(f"{p}: row {int(np.argmax(bad))} has NaN or Inf")
-    zero = ~(np.abs(pred) > 0).any(axis=1)
+    with np.errstate(all="ignore"):  # every problem is reported below as one line, never as a numpy warning
+        bad = ~np.isfinite(pred).all(axis=1)
+        if bad.any():
+            raise DataError(f"{p}: row {int(np.argmax(bad))} has NaN or Inf")
+        cast = np.array(pred, dtype=np.float32)  # a writable copy (the file is memory-mapped read-only)
+        bad = ~np.isfinite(cast).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{p}: row {row} overflows float32 (largest |x| = {np.abs(pred[row]).max():.3g})")
+    zero = ~(np.abs(cast) > 0).any(axis=1)
     if zero.any():
         raise DataError(f"{p}: row {int(np.argmax(zero))} is all zeros (no direction to score)")
-    return pred
+    unit = F.normalize(torch.from_numpy(cast), dim=-1, eps=1e-12)  # what predict() does
+    rows = bad_rows(unit)
+    if len(rows):
+        raise DataError(f"{p}: row {int(rows[0])}: {explain(cast[int(rows[0])])} ({len(rows)} such rows); it would "
+                        "tie every candidate")
+    return unit
 
 
 def _model_section(name: str, pred_path: Path, task_path: Path) -> dict[str, Any]:
@@ -78,6 +97,7 @@ def _model_section(name: str, pred_path: Path, task_path: Path) -> dict[str, Any
             "checkpoint": None, "checkpoint_sha256": None, "best_epoch": None, "stopped_epoch": None, "config": None}
 
 
+@scoped
 def score_file(pred_path: str | Path, task_path: str | Path, data: str | None, out: str | Path,
                overwrite: bool = False, name: str | None = None, device: str = "cpu",
                log: Log = print) -> tuple[Path, dict[str, Any]]:
@@ -85,6 +105,7 @@ def score_file(pred_path: str | Path, task_path: str | Path, data: str | None, o
     t0 = time.perf_counter()
     task = read_task(task_path)
     recipe = recipe_from_dict(task.meta["recipe"], task.path)
+    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(task.path))
     configure_threads(recipe)
     store = resolve_data(data if data is not None else task.meta["dataset"]["path"], log)
     if store.sha256 != task.meta["dataset"]["sha256"]:
@@ -96,7 +117,7 @@ def score_file(pred_path: str | Path, task_path: str | Path, data: str | None, o
     label = name or Path(pred_path).stem
     run_dir = make_run_dir(out, label, overwrite)
     s = scoring(prep, recipe, resolve_device(device), task.meta["split"])
-    pred_t = F.normalize(torch.from_numpy(pred).to(s.device), dim=-1, eps=1e-12)  # what predict() does
+    pred_t = pred.to(s.device)
     results, arrays = score_predicted(label, pred_t, s, log, kind="predictions")
     results = assemble(results, _model_section(label, Path(pred_path), task.path), prep, recipe, s.device)
     results["timings"]["total_s"] = time.perf_counter() - t0

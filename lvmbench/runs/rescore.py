@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from lvmbench import workdir
 from lvmbench.config import apply_overrides, recipe_from_dict
 from lvmbench.data.prepare import prepare, resolve_data
-from lvmbench.errors import CheckpointError, UsageError, first_line
+from lvmbench.data.store import ChainStore
+from lvmbench.errors import CheckpointError, DataError, UsageError, first_line
 from lvmbench.evaluate.index import load_bank
 from lvmbench.evaluate.score import check_ks, score_model
 from lvmbench.io import sha256_file
@@ -16,8 +18,9 @@ from lvmbench.models import outside, registry
 from lvmbench.models.build import build_model
 from lvmbench.report.gate import check_recipe_gate
 from lvmbench.runs.artefacts import assemble, finish, model_section
-from lvmbench.runs.rundir import make_run_dir
+from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench.trust import check_recipe_imports
 from lvmbench.train.checkpoint import BEST, load_checkpoint
 
 Log = Callable[[str], None]
@@ -37,6 +40,29 @@ def _checked(path: Path, model: str | None) -> dict[str, Any]:
     return ckpt
 
 
+@scoped
+def recorded_dataset(ckpt: dict[str, Any], path: Path, data: str | None, log: Log) -> ChainStore:
+    """The dataset the checkpoint was trained on: ``--data`` when given, else its recorded path, sha256-checked.
+
+    Never the default dataset in its place: a run on another corpus scored on
+    the default one would be a complete, plausible and wrong result.
+    """
+    if data is not None:
+        return resolve_data(data, log)
+    sha, where = ckpt.get("dataset_sha256"), ckpt.get("dataset_path")
+    if not sha or not where:
+        raise CheckpointError(f"{path}: records no dataset; pass --data with the dataset it was trained on")
+    try:
+        store = resolve_data(str(where), log)
+    except DataError:
+        store = None
+    if store is None or store.sha256 != sha:
+        why = "is not there" if store is None else f"now holds another dataset (sha256 {store.sha256[:12]}…)"
+        raise CheckpointError(f"{path}: was trained on dataset sha256 {sha[:12]}… recorded at {where}, which {why}; "
+                              "pass --data with that dataset")
+    return store
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
     split: str, overwrite: bool, log: Log = print,
@@ -53,12 +79,15 @@ def evaluate_checkpoint(
     path = Path(checkpoint)
     if path.is_dir():
         path = path / BEST
+    if path.parent.is_dir():
+        workdir.check_finished(path.parent, "eval")  # a run another command is writing, or one that failed
     ckpt = _checked(path, model)
     name = ckpt["model"]
     recipe = apply_overrides(recipe_from_dict(ckpt["recipe"], path), recipe_overrides)
+    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(path))
     check_recipe_gate(recipe.gate.metric, recipe.gate.min)
     configure_threads(recipe)
-    store = resolve_data(data, log)
+    store = recorded_dataset(ckpt, path, data, log)
     if store.dim != ckpt["dim"]:
         raise CheckpointError(f"{path}: checkpoint expects dim {ckpt['dim']} but dataset {store.path} "
                               f"has dim {store.dim}")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.data.store import ChainStore
@@ -24,8 +25,10 @@ from lvmbench.io import read_json
 from lvmbench.models import outside, registry
 from lvmbench.runs.single import train_and_score
 from lvmbench.runtime import configure_threads
+from lvmbench.trust import check_recipe_imports
 from lvmbench.train import distributed
 from lvmbench.train.checkpoint import LAST, load_checkpoint
+from lvmbench.runs.rundir import claim_existing, scoped
 
 Log = Callable[[str], None]
 
@@ -34,13 +37,14 @@ def _run_recipe(run_dir: Path, model: str | None = None) -> Recipe:
     """The recipe a run directory was started with (``recipe.json``); refused if the run is not resumable."""
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: run directory not found")
-    if (run_dir / "results.json").is_file():
+    if (run_dir / "results.json").is_file() and workdir.incomplete(run_dir) is None:
         raise UsageError(f"{run_dir}: this run already finished (results.json exists); nothing to resume")
     rpath = run_dir / "recipe.json"
     if not rpath.is_file():
         raise UsageError(f"{rpath}: not found; {run_dir} is not an lvmbench run directory")
     recipe = recipe_from_dict(read_json(rpath, ConfigError), rpath)
     outside.confirm([recipe.model.name], [model] if model else None, str(rpath))
+    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(rpath))
     registry.get_entry(recipe.model.name)
     return recipe
 
@@ -98,6 +102,7 @@ def _what(recipe: Recipe, ckpt: dict[str, Any] | None, run_dir: Path) -> str:
     return f"resuming {run_dir} from {run_dir / LAST} (epoch {ckpt.get('epoch')})"
 
 
+@scoped
 def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print,
                model: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Continue an interrupted ``run`` from ``RUN_DIR`` with the recipe in ``RUN_DIR/recipe.json``.
@@ -113,6 +118,8 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print,
     dist = distributed.from_env()
     log = distributed.rank_log(log, dist)
     recipe = _run_recipe(run_dir, model)
+    if dist.is_main:  # one command at a time: a second resume of this directory is refused here
+        claim_existing(run_dir)
     # every rank reads the same run directory (on several machines it must be shared) and checks alike;
     # the data order depends on (seed, epoch) only, so any world size dividing accum_steps resumes exactly
     distributed.accum_per_rank(recipe.train.accum_steps, dist.world_size,
@@ -132,6 +139,7 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print,
 def continue_point(recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log,
                    resume_hint: str) -> dict[str, Any]:
     """One started point of an interrupted series, continued on the series' prepared data."""
+    claim_existing(run_dir)
     ckpt = checkpoint_of(run_dir, recipe)
     if ckpt is not None:
         check_dataset(prep.store, ckpt.get("dataset_sha256"), run_dir / LAST)

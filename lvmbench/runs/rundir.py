@@ -1,23 +1,56 @@
-"""Run directories: where a command writes, and the refusal to overwrite one."""
+"""Run directories: where a command writes, held by one command at a time (:mod:`lvmbench.workdir`)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
+from lvmbench import workdir
 from lvmbench.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def make_run_dir(out: str | Path | None, model_name: str, overwrite: bool) -> Path:
-    """``out`` (default ``runs/<model>-<timestamp>``), created; a non-empty one only with ``overwrite``."""
+    """``out`` (default ``runs/<model>-<timestamp>``), created, locked and marked incomplete.
+
+    A non-empty directory is refused unless ``overwrite``, which first deletes
+    everything in it: the new run's files never sit beside the old run's.
+    The lock is taken before the emptiness check, so of two commands started
+    together on one directory exactly one proceeds.
+    """
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{model_name}-{stamp}"
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"{out}: run directory exists and is not empty (pass --overwrite to replace its files)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    workdir.acquire(out)
+    try:
+        if any(workdir.entries(out)) or workdir.incomplete(out) is not None:
+            if not overwrite:
+                raise UsageError(f"{out}: run directory exists and is not empty (pass --overwrite to replace "
+                                 "its contents)")
+            workdir.clear(out)
+        workdir.mark_incomplete(out, model_name)
+    except BaseException:
+        workdir.release(out)
+        raise
     return out
+
+
+def claim_existing(run_dir: Path) -> Path:
+    """Lock a directory a command continues (``--resume``) and mark it incomplete until it finishes."""
+    workdir.acquire(run_dir)
+    try:
+        workdir.mark_incomplete(run_dir, "resume")
+    except BaseException:
+        workdir.release(run_dir)
+        raise
+    return run_dir
 
 
 def series_dir(out: str | Path | None, suffix: str, overwrite: bool) -> Path:
@@ -25,3 +58,16 @@ def series_dir(out: str | Path | None, suffix: str, overwrite: bool) -> Path:
     if out is None:
         out = Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{suffix}"
     return make_run_dir(out, suffix, overwrite)
+
+
+def scoped(fn: F) -> F:
+    """Release the directory locks ``fn`` took when it returns or raises (the whole command's life)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        keep = len(workdir.held())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            workdir.release_all(keep)
+
+    return wrapper  # type: ignore[return-value]

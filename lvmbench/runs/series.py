@@ -14,16 +14,18 @@ from typing import Any, Callable
 
 import torch
 
+from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
-from lvmbench.errors import Interrupted, LvmbenchError, UsageError, interrupt_behind
+from lvmbench.errors import IntegrityError, Interrupted, LvmbenchError, UsageError, interrupt_behind
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json
 from lvmbench.models import outside, registry
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.artefacts import dataset_info
-from lvmbench.runs.rundir import make_run_dir, series_dir
+from lvmbench.runs.rundir import claim_existing, make_run_dir, scoped, series_dir
 from lvmbench.runs.single import prepare_run, start_run
 from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench.trust import check_recipe_imports
 from lvmbench.train import distributed
 from lvmbench.train.trainer import resume_command
 
@@ -117,10 +119,13 @@ def load_plan(parent: Path, models: list[str] | None = None) -> tuple[dict[str, 
         raise UsageError(f"{path}: not found; {parent} is not an lvmbench series directory")
     plan = read_json(path, UsageError)
     done = {"sweep": "sweep.json", "folds": "cv.json", "suite": "suite.json"}.get(plan.get("kind"), "multi.json")
-    if (parent / done).is_file():
+    if (parent / done).is_file() and workdir.incomplete(parent) is None:
         raise UsageError(f"{parent}: this {plan.get('kind')} already finished; nothing to resume")
+    claim_existing(parent)
     points = [(pt["label"], recipe_from_dict(pt["recipe"], path), parent / pt["dir"]) for pt in plan["points"]]
     outside.confirm([r.model.name for _, r, _ in points], models, str(path))
+    for _, r, _ in points:
+        check_recipe_imports(r.model.name, r.eval.baselines, str(path))
     return plan, points
 
 
@@ -142,7 +147,7 @@ def _one(label: str, recipe: Recipe, run_dir: Path, prep: Prepared, device: torc
     """A point of the series: started afresh, or (resuming) taken up where it stopped."""
     from lvmbench.runs.resume import continue_point
 
-    if resume and (run_dir / "results.json").is_file():
+    if resume and (run_dir / "results.json").is_file() and workdir.incomplete(run_dir) is None:
         log(f"{run_dir}: finished before the interrupt; kept as it is")
         return Outcome(label, run_dir, read_json(run_dir / "results.json", UsageError))
     if resume and (run_dir / "recipe.json").is_file():
@@ -206,10 +211,10 @@ def _leaderboard(parent: Path, done: list[Outcome], n_models: int, log: Log) -> 
     from lvmbench.report import plots
 
     try:
-        runs = [cmp.load_run(o.run_dir) for o in done]
+        runs, _ = cmp.believed_runs([o.run_dir for o in done])
         cmp.check_comparable(runs)
         board = cmp.leaderboard(runs, "hit@5")
-    except UsageError as exc:
+    except (UsageError, IntegrityError) as exc:
         log(f"no leaderboard: {exc}")
         return None
     table = cmp.render(board, "table")
@@ -233,11 +238,13 @@ def _finish_many(parent: Path, models: list[str], outcomes: list[Outcome], log: 
         "leaderboard": _leaderboard(parent, done, len(models), log) if done else None,
     }
     atomic_write_json(parent / "multi.json", summary)
+    workdir.mark_complete(parent)
     for o in failed:
         log(f"FAILED {o.label}: {o.error}")
     log(f"{len(done)}/{len(models)} models finished; artefacts in {parent}")
 
 
+@scoped
 def run_many(
     recipe: Recipe, models: list[str], data: str | None, out: str | Path | None, overwrite: bool = False,
     log: Log = print,
@@ -263,6 +270,7 @@ def run_many(
     return parent, outcomes
 
 
+@scoped
 def resume_many(parent: str | Path, data: str | None = None, log: Log = print,
                 models: list[str] | None = None) -> tuple[Path, list[Outcome]]:
     """Continue an interrupted ``run --model a,b,c``: finished models are kept, started ones resume."""

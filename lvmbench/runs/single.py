@@ -24,8 +24,8 @@ from lvmbench.io import atomic_write_json
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
 from lvmbench.report.gate import check_recipe_gate
-from lvmbench.runs.artefacts import assemble, dataset_info, finish, model_section
-from lvmbench.runs.rundir import make_run_dir
+from lvmbench.runs.artefacts import assemble, dataset_info, finish, model_config, model_section
+from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, seed_everything
 from lvmbench.train import distributed
 from lvmbench.train.checkpoint import BEST, load_checkpoint
@@ -65,6 +65,7 @@ def check_outside_models(names: list[str], prep: Prepared, recipe: Recipe) -> No
                               "reads model.hidden, model.layers, model.memory_slots, model.head_hidden, model.dropout")
 
 
+@scoped
 def run(
     recipe: Recipe, data: str | None, out: str | Path | None, overwrite: bool = False, log: Log = print
 ) -> tuple[Path, dict[str, Any]]:
@@ -139,7 +140,7 @@ def _train(model: torch.nn.Module, recipe: Recipe, prep: Prepared, run_dir: Path
     """Train through the recipe and load the best checkpoint; None on a torchrun rank other than 0."""
     name = recipe.model.name
     extra = {"dataset_sha256": prep.store.sha256, "dataset_path": str(prep.store.path),
-             "split_sha256": prep.report["split"]["sha256"], "model_config": dict(vars(recipe.model)),
+             "split_sha256": prep.report["split"]["sha256"], "model_config": model_config(name, recipe),
              "model_spec": registry.get_entry(name).spec()}
     dist = distributed.current()
     try:

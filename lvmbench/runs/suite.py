@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.errors import UsageError
 from lvmbench.data.prepare import Prepared, prepare
@@ -37,10 +38,11 @@ from lvmbench.report.compare import load_run
 from lvmbench.report.gate import check_recipe_gate
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs import folds as cv
-from lvmbench.runs.rundir import series_dir
+from lvmbench.runs.rundir import claim_existing, scoped, series_dir
 from lvmbench.runs.series import PLAN, run_series, series_exit_code, series_resume_command
 from lvmbench.runs.single import check_outside_models, train_data
 from lvmbench.runtime import configure_threads, resolve_device, rng_state, set_rng_state
+from lvmbench.trust import check_recipe_imports
 from lvmbench.train import distributed
 from lvmbench.train.validate import batch_loss
 
@@ -176,6 +178,7 @@ def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
     atomic_write_json(parent / "suite.json", summary)
     atomic_write_text(parent / "suite.md", f"# lvmbench suite: {recipe.model.name}\n\n```\n{table}\n```\n\n"
                       f"Baselines, Hit@5 % [95% CI]:\n\n```\n{base}\n```\n")
+    workdir.mark_complete(parent)
     log("")
     log(f"suite of {recipe.model.name} ({recipe.name} recipe) on {len(done)} of {len(plan)} tasks; "
         f"{summary['paired_test']}")
@@ -186,6 +189,7 @@ def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
     return parent, summary, max((code for _, code in results), default=0)
 
 
+@scoped
 def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, overwrite: bool = False,
               folds: int = 0, log: Log = print, root: str | Path | None = None,
               dry_run: bool = False) -> tuple[Path | None, dict[str, Any], int]:
@@ -219,6 +223,7 @@ def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, o
     return _finish(parent, recipe, plan, results, folds, log)
 
 
+@scoped
 def resume_suite(parent: str | Path, log: Log = print,
                  models: list[str] | None = None) -> tuple[Path, dict[str, Any], int]:
     """Continue an interrupted ``suite run``: finished tasks and folds are kept, started ones resume."""
@@ -227,10 +232,12 @@ def resume_suite(parent: str | Path, log: Log = print,
     saved = read_json(plan_path, UsageError) if plan_path.is_file() else {}
     if saved.get("kind") != "suite":
         raise UsageError(f"{plan_path}: not a suite run directory")
-    if (parent / "suite.json").is_file():
+    if (parent / "suite.json").is_file() and workdir.incomplete(parent) is None:
         raise UsageError(f"{parent}: this suite run already finished; nothing to resume")
+    claim_existing(parent)
     recipe = recipe_from_dict(saved["recipe"], plan_path)
     outside.confirm([recipe.model.name], models, str(plan_path))
+    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(plan_path))
     configure_threads(recipe)
     device = resolve_device(recipe.train.device)
     plan = _prepare_tasks(recipe, suite_tasks(saved.get("root"), saved["tasks"]), saved["folds"], device,

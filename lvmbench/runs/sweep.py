@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 from tabulate import tabulate
 
+from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict, validate
 from lvmbench.data.prepare import Prepared, apply_dataset_settings, prepare, resolve_data
 from lvmbench.errors import ConfigError, IntegrityError, UsageError
@@ -41,9 +42,9 @@ from lvmbench.io import atomic_write_json, atomic_write_text, sha256_arrays
 from lvmbench.models import registry
 from lvmbench.report.compare import load_run
 from lvmbench.report.gate import check_recipe_gate
-from lvmbench.report.format import DASH, num, pct, pct_ci, num_ci
+from lvmbench.format import DASH, num, pct, pct_ci, num_ci
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
-from lvmbench.runs.rundir import series_dir
+from lvmbench.runs.rundir import scoped, series_dir
 from lvmbench.runs.single import check_outside_models
 from lvmbench.runs.series import (
     PLAN, load_plan, prepare_plan, run_series, series_exit_code, series_resume_command, write_plan,
@@ -208,6 +209,7 @@ def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, o
     table = render(summary)
     atomic_write_json(parent / "sweep.json", summary)
     atomic_write_text(parent / "sweep.md", "# lvmbench context-length sweep\n\n```\n" + table + "\n```\n")
+    workdir.mark_complete(parent)
     log("")
     log(table)
     log(f"artefacts in {parent} (sweep.json, sweep.md, ctx-<C>/ run directories)")
@@ -217,6 +219,7 @@ def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, o
     return parent, summary, series_exit_code(outcomes)
 
 
+@scoped
 def sweep(
     recipe: Recipe, contexts: list[int], data: str | None, out: str | Path | None, overwrite: bool = False,
     log: Log = print,
@@ -249,6 +252,7 @@ def sweep(
     return _finish(parent, recipe, contexts, prep, outcomes, log)
 
 
+@scoped
 def resume_sweep(parent: str | Path, data: str | None = None, log: Log = print,
                  models: list[str] | None = None) -> tuple[Path, dict[str, Any], int]:
     """Continue an interrupted sweep: finished points are kept, started ones resume, the rest start."""

@@ -35,10 +35,11 @@ from torch import nn
 
 from lvmbench.config import Recipe, training_seed
 from lvmbench.data.samples import gather_batch
-from lvmbench.errors import CheckpointError, IntegrityError, Interrupted, first_line
+from lvmbench.errors import CheckpointError, IntegrityError, Interrupted, ModelOutputError, first_line
 from lvmbench.io import atomic_write_json
 from lvmbench.models.predict import predict
 from lvmbench.progress import Progress
+from lvmbench.format import pct
 from lvmbench.runtime import rng_state, set_rng_state
 from lvmbench.train import distributed
 from lvmbench.train.checkpoint import BEST, HISTORY, LAST, save_checkpoint
@@ -77,6 +78,7 @@ class Trainer:
         self.device = data.unit.device
         model.to(self.device)
         self._setup_schedule()
+        self.epoch = 0
         self._setup_history()
         self.stopping = EarlyStopping(self.cfg.patience, self.cfg.min_delta)
         self.step = self.done = 0
@@ -220,7 +222,11 @@ class Trainer:
             raise Interrupted(f"interrupted; {self.run_dir / LAST} holds the state after epoch {self.done} "
                               f"(work since then is lost); resume with: {self.resume_hint}") from None
         if self.history["best_epoch"] is None:
-            raise IntegrityError(f"{self.name}: training produced no checkpoint ({self.history['stop_reason']})")
+            degenerate = [r["epoch"] for r in self.history["history"] if r.get("val_degenerate")]
+            why = (f"; the val predictions of epoch(s) {', '.join(map(str, degenerate))} were not finite unit vectors"
+                   if degenerate else "")
+            raise IntegrityError(f"{self.name}: training produced no checkpoint: no epoch had a usable val "
+                                 f"{metric_label(self.cfg.stop_metric)} ({self.history['stop_reason']}{why})")
         return self.history
 
     def _epoch(self, epoch: int, early_stop: str) -> bool:
@@ -230,7 +236,10 @@ class Trainer:
         if diverged:
             self.history["stop_reason"] = f"non-finite training loss in epoch {epoch}"
             self.history["stopped_epoch"] = epoch
-            self.log(f"epoch {epoch}: loss became non-finite; stopping (best checkpoint kept)")
+            best = self.history["best_epoch"]
+            self.log(f"epoch {epoch}: loss became non-finite; stopping "
+                     + (f"(the best checkpoint, epoch {best}, is kept)" if best is not None else
+                        "(no epoch had a usable val score before it, so there is no checkpoint to keep)"))
             return False
         if self.dist.enabled:
             running, seen = distributed.all_reduce_sum([running, seen], self.dist).tolist()
@@ -261,10 +270,14 @@ class Trainer:
         self._log_epoch(row, val, improved)
         return True
 
-    def _log_epoch(self, row: dict[str, Any], val: dict[str, float], improved: bool) -> None:
+    def _log_epoch(self, row: dict[str, Any], val: dict[str, Any], improved: bool) -> None:
+        degenerate, first = val.get("val_degenerate"), val.get("val_degenerate_first", "?")
+        scores = (f"val: {degenerate} predictions are not finite unit vectors ({first}); not eligible as best"
+                  if degenerate else
+                  "  ".join(f"val_hit@{k} {pct(val[f'val_hit@{k}'])}%" for k in self.recipe.eval.ks)
+                  + (f"  val_mrr {val['val_mrr']:.3f}" if "val_mrr" in val else ""))
         self.log(
-            f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
-            + "  ".join(f"val_hit@{k} {val[f'val_hit@{k}']:.3f}" for k in self.recipe.eval.ks)
+            f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  {scores}"
             + f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
             + ("  *best*" if improved else f"  (no improvement {self.stopping.bad_epochs}/{self.cfg.patience})")
         )
@@ -273,6 +286,7 @@ class Trainer:
         """Every optimiser step of one epoch: (summed loss x samples, samples, diverged)."""
         self.net.train()
         self.sampler.set_epoch(epoch)
+        self.epoch = epoch
         acc = [0.0, 0, False]  # running loss sum, samples seen, diverged
         bar = Progress(self.n_micro, f"epoch {epoch}/{self.cfg.max_epochs}", self.log, "micro-batches",
                        enabled=self.dist.is_main)
@@ -312,7 +326,11 @@ class Trainer:
                 ctx, lengths, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx],
                                                     self.recipe.data.context_len)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
-                    pred = predict(self.net, ctx, lengths)
+                    try:
+                        pred = predict(self.net, ctx, lengths)
+                    except ModelOutputError as exc:
+                        raise ModelOutputError(f"model '{self.name}': training step {self.step + 1} (epoch "
+                                               f"{self.epoch}): {exc}") from None
                 # .float(): a no-op unless bf16_autocast
                 loss, _ = batch_loss(pred.float(), target, data.train.target[idx], data.train.start[idx], data,
                                      self.recipe, consultant_loss)

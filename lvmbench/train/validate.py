@@ -1,6 +1,6 @@
 """What the training loop measures every epoch: val loss and val Hit@K.
 
-Hit@K here comes from :func:`lvmbench.evaluate.scoring.torch_ranks`, the same
+Hit@K here comes from :func:`lvmbench.evaluate.ranking.torch_ranks`, the same
 ranks the consistency check later compares with FAISS retrieval, so the
 early-stopping number is the number index retrieval gives.
 """
@@ -15,8 +15,11 @@ import torch
 from torch import nn
 
 from lvmbench.config import Recipe, training_seed
-from lvmbench.data.samples import Samples
-from lvmbench.evaluate.scoring import Queries, predict_all, torch_ranks
+from lvmbench.data.samples import Samples, gather_batch
+from lvmbench.evaluate.queries import Queries
+from lvmbench.evaluate.ranking import torch_ranks
+from lvmbench.evaluate.scoring import predict_all
+from lvmbench.models.predict import bad_rows, explain, predicts_delta, reconstruct
 from lvmbench.train import distributed
 from lvmbench.train.distributed import Dist
 from lvmbench.train.loss import consultant_loss, contrastive_loss, negative_sample
@@ -53,7 +56,7 @@ def batch_loss(pred: torch.Tensor, target: torch.Tensor, rows: np.ndarray, start
 
 
 @torch.no_grad()
-def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = distributed.SINGLE) -> dict[str, float]:
+def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = distributed.SINGLE) -> dict[str, Any]:
     """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool.
 
     Under torchrun the val queries are shared out: rank ``r`` takes the chunks
@@ -68,7 +71,9 @@ def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = dis
     chunks = list(range(0, n, mb))[dist.rank :: dist.world_size]
     keep = np.concatenate([np.arange(s, min(s + mb, n)) for s in chunks]) if chunks else np.empty(0, dtype=np.int64)
     samples = data.val.subset(keep)
-    pred = predict_all(model, data.unit, samples, recipe.data.context_len, cfg.eval_batch).to(data.unit.device)
+    pred = predict_all(model, data.unit, samples, recipe.data.context_len, cfg.eval_batch,
+                       check=False).to(data.unit.device)
+    bad = bad_rows(pred)
     target = data.unit[torch.from_numpy(samples.target).to(data.unit.device)]
     losses, weights, pos = [], [], 0
     for s in chunks:
@@ -82,11 +87,36 @@ def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = dis
     ks = list(recipe.eval.ks)
     local = [float(np.multiply(losses, weights).sum()), float(sum(weights))]
     local += [float((ranks <= k).sum()) for k in ks]
-    local += [float((1.0 / ranks.astype(np.float64)).sum()), float(len(ranks))]
+    local += [float((1.0 / ranks.astype(np.float64)).sum()), float(len(bad)), float(len(ranks))]
     tot = distributed.all_reduce_sum(local, dist).tolist()
     count = tot[-1]
-    out = {"val_loss": tot[0] / tot[1]}
+    out: dict[str, Any] = {"val_loss": tot[0] / tot[1]}
     for j, k in enumerate(ks):
         out[f"val_hit@{k}"] = tot[2 + j] / count
-    out["val_mrr"] = tot[-2] / count
+    out["val_mrr"] = tot[-3] / count
+    if tot[-2] > 0:  # predictions that tie every candidate: no rank of this epoch means anything
+        out.update({key: float("nan") for key in out if key != "val_loss"})
+        out["val_degenerate"] = int(tot[-2])
+        if len(bad):
+            out["val_degenerate_first"] = _explain_first(model, data, samples, int(bad[0]), recipe)
     return distributed.broadcast_object(out, dist)
+
+
+def _explain_first(model: nn.Module, data: TrainData, samples: Samples, i: int, recipe: Recipe) -> str:
+    """What happened to one val prediction that is not a finite unit vector.
+
+    Its batch is predicted again exactly as ``predict_all`` batched it, so a
+    model whose output depends on the batch explains the row it really gave.
+    """
+    b = recipe.train.eval_batch
+    s = (i // b) * b
+    ctx, lengths, _ = gather_batch(data.unit, samples.target[s : s + b], samples.start[s : s + b],
+                                   recipe.data.context_len)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            raw = reconstruct(model, ctx, lengths)[i - s]
+        return f"val query {i}: {explain(raw, predicts_delta(model))}"
+    finally:
+        model.train(was_training)

@@ -9,7 +9,11 @@ Sources (``sources``)
     shell globs (``fnmatch``, ``*`` crosses ``/``) matched against the relative
     path with and without its ``.gz``.  A JSONL file holds one document per
     line, ``{"id", "title", "paragraphs": [...]}``, taken in line order with
-    the paragraphs used as given (only whitespace is normalised).
+    the paragraphs used as given (only whitespace is normalised).  A file
+    whose content is binary (a NUL byte or many control characters in its
+    first 8 KiB) is skipped and counted (``skipped_binary_files``); one that
+    is not valid UTF-8 is read as Latin-1 and counted (``documents_not_utf8``);
+    the report lists the first few names of each.
 
 Paragraph units (``formats``; the order inside a document is kept exactly)
     Each format has its own parser module, whose docstring says what one unit
@@ -30,7 +34,10 @@ Sentence units (``--unit sentence``; ``textutils.split_sentences``)
     ``Fig.``, ``No.``...).  No language model, no nltk.
 
 Filters, in this order (``select``; all counted in the report and the manifest)
-    1. units with fewer than ``min_words`` whitespace-separated words go;
+    1. units longer than ``max_unit_chars`` characters (default 4,000) go,
+       counted as ``dropped_long_units`` (``select`` says why they are
+       dropped, not split), then units with fewer than ``min_words``
+       whitespace-separated words;
     2. documents with fewer than ``min_paragraphs`` units go (``min_paragraphs``
        counts units, sentences in sentence mode), and with ``max_paragraphs``
        set, documents with more units than that go too (a compute budget: the

@@ -1,4 +1,18 @@
-"""The build: parse, filter, encode (resumably), then write the store, its texts and manifest."""
+"""The build: parse, filter, encode (resumably), then write the store, its texts and manifest.
+
+Cost of one document.  Parsing is linear in the document's size (the HTML
+parser keeps counters instead of scanning its open elements, and closes
+unclosed ``<li>``/``<dd>``/``<td>``... as HTML implies), and reading one
+document - bytes, decoded text, paragraph split, sentence split,
+whitespace normalisation - allocates at most ``MEMORY_MULTIPLE`` (5) times
+its size on top of the documents already read (measured with tracemalloc
+on one 5 MB line: 3x for text, Markdown and reST, 4x for HTML and JSONL),
+plus Python's ~50-100 bytes per string for a document of many tiny units.
+No unit longer than ``max_unit_chars`` (default 4,000 characters) reaches
+the duplicate rule, the encoding cache or the encoder: it is dropped and
+counted (``dropped_long_units``), so the tokenizer never sees a
+document-sized text (one 50 MB line used to peak at 6.7 GB there).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +26,20 @@ import numpy as np
 from lvmbench.data.corpus.document import Document
 from lvmbench.data.corpus.duplicates import dedupe_vectors
 from lvmbench.data.corpus.encoding import encode_documents
-from lvmbench.data.corpus.select import scan_corpus, summarise
+from lvmbench.data.corpus.select import MAX_UNIT_CHARS, scan_corpus, summarise
 from lvmbench.data.corpus.texts import TEXTS, texts_bytes, texts_manifest
 from lvmbench.data.encoders import Encoder, get_encoder
 from lvmbench.data.store import ChainStore, write_store
+from lvmbench import workdir
 from lvmbench.errors import DataError, UsageError
 from lvmbench.io import atomic_write
 
-CORPUS_VERSION = 2  # bump when parsing or filtering changes the units produced
+CORPUS_VERSION = 3  # bump when parsing or filtering changes the units produced
 DTYPES = ("float16", "float32")
+MEMORY_MULTIPLE = 5  # peak bytes allocated while reading one document, per byte of it (module docstring)
 COUNT_KEYS = (
-    "documents_found", "paragraphs_found", "units_found", "dropped_short_units", "dropped_short_documents",
+    "skipped_binary_files", "documents_not_utf8", "documents_found", "paragraphs_found", "units_found",
+    "dropped_long_units", "dropped_short_units", "dropped_short_documents",
     "dropped_long_documents", "documents_over_max_docs", "dropped_duplicate_units", "duplicate_texts",
     "dropped_short_documents_after_dedup", "removed_duplicate_vectors", "duplicate_vector_values",
     "dropped_short_documents_after_vector_dedup", "documents_kept", "units_kept",
@@ -39,6 +56,7 @@ class BuildOptions:
     min_paragraphs: int = 7
     max_paragraphs: int | None = None
     max_docs: int | None = None
+    max_unit_chars: int = MAX_UNIT_CHARS  # longer units are dropped and counted (select's docstring says why)
     include: Sequence[str] | None = None
     exclude: Sequence[str] | None = None
     dtype: str = "float16"
@@ -57,7 +75,7 @@ class BuildOptions:
         """The keyword arguments of ``scan_corpus`` (shared by the build and the dry run)."""
         return {"unit": self.unit, "min_words": self.min_words, "min_paragraphs": self.min_paragraphs,
                 "max_docs": self.max_docs, "include": _globs(self.include), "exclude": _globs(self.exclude),
-                "max_paragraphs": self.max_paragraphs}
+                "max_paragraphs": self.max_paragraphs, "max_unit_chars": self.max_unit_chars}
 
 
 def _globs(patterns: Sequence[str] | None) -> list[str] | None:
@@ -118,6 +136,7 @@ def _cleanup(o: BuildOptions) -> dict[str, Any]:
         "min_paragraphs": o.min_paragraphs,
         "max_paragraphs": o.max_paragraphs,
         "max_docs": o.max_docs,
+        "max_unit_chars": o.max_unit_chars,
         "include": f["include"],
         "exclude": f["exclude"],
         "dedup": "unit texts (whitespace-normalised, case-sensitive) found in 2+ documents: all occurrences dropped",
@@ -145,6 +164,8 @@ def _manifest(src: str | Path, out: Path, docs: list[Document], report: dict[str
         "normalisation": "l2",
         "cleanup": _cleanup(o),
         "counts": {k: report[k] for k in COUNT_KEYS},
+        "source_files_noted": {"skipped_binary": report["skipped_binary_examples"],
+                               "not_utf8": report["not_utf8_examples"]},
         "units_per_document": report["units_per_document"],
         "words_per_unit": report["words_per_unit"],
         "chain_ids": [d.id for d in docs],
@@ -171,16 +192,31 @@ def build_corpus(
 
     Settings are ``options`` with keyword overrides on top, so both
     ``build_corpus(src, out, BuildOptions(...))`` and
-    ``build_corpus(src, out, encoder="hash", min_words=3)`` work.
+    ``build_corpus(src, out, encoder="hash", min_words=3)`` work.  The output
+    (and the encoding cache) are locked for the whole build, before the cache
+    exists: a second build of the same ``out`` is refused at once, naming the
+    first, and leaves nothing behind.
     """
     if options is not None and not isinstance(options, BuildOptions):
         raise TypeError(f"options must be a BuildOptions, got {type(options).__name__}")
     o = replace(options or BuildOptions(), **overrides)
     out = Path(out)
+    cache = Path(o.cache_dir) if o.cache_dir is not None else out.with_name(out.name + ".cache")
+    workdir.acquire(out, sibling=True)
+    try:
+        workdir.acquire(cache, sibling=True)
+        try:
+            return _build(src, out, cache, o)
+        finally:
+            workdir.release(cache, sibling=True)
+    finally:
+        workdir.release(out, sibling=True)
+
+
+def _build(src: str | Path, out: Path, cache: Path, o: BuildOptions) -> tuple[ChainStore, dict[str, Any]]:
     _check_target(out, o)
     docs, report = scan_corpus(src, **o.filters())
     encoder = _encoder(o)
-    cache = Path(o.cache_dir) if o.cache_dir is not None else out.with_name(out.name + ".cache")
     arrays, enc_stats = encode_documents(docs, encoder, cache, batch_size=o.batch_size, progress=o.progress,
                                           log=o.log)
     docs, vectors, vector_counts = drop_shared_vectors(docs, stored_vectors(arrays, encoder.name, o.dtype),

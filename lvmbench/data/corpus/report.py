@@ -10,6 +10,23 @@ def _stats(d: dict[str, float], keys: tuple[str, ...]) -> str:
     return ", ".join(f"{k} {round(d.get(k, 0), 2):g}" for k in keys)
 
 
+def _names(names: list[str], total: int) -> str:
+    """'a.txt, b.md' plus '...' when only the first few of ``total`` are listed."""
+    return ", ".join(names) + (", ..." if total > len(names) else "")
+
+
+def _file_lines(r: dict[str, Any]) -> list[str]:
+    """One line per kind of file read with a caveat (none when every file was plain UTF-8 text)."""
+    lines = []
+    if r.get("skipped_binary_files"):
+        lines.append(f"files: {r['skipped_binary_files']} skipped as binary: "
+                     f"{_names(r['skipped_binary_examples'], r['skipped_binary_files'])}")
+    if r.get("documents_not_utf8"):
+        lines.append(f"files: {r['documents_not_utf8']} not valid UTF-8, read as Latin-1: "
+                     f"{_names(r['not_utf8_examples'], r['documents_not_utf8'])}")
+    return lines
+
+
 def _selection_lines(r: dict[str, Any]) -> list[str]:
     upd, wpu = r["units_per_document"], r["words_per_unit"]
     vectors = "removed_duplicate_vectors" in r  # known only after encoding: absent from a dry run
@@ -19,11 +36,13 @@ def _selection_lines(r: dict[str, Any]) -> list[str]:
                       f"({r['duplicate_vector_values']} distinct vectors)" if vectors else "")
     return [
         f"source: {r['source']} ({r['source_kind']})",
+        *_file_lines(r),
         f"documents: {r['documents_found']} found, {r['documents_kept']} kept "
         f"({r['dropped_short_documents']} too short, {r.get('dropped_long_documents', 0)} over --max-paragraphs, "
         f"{r['dropped_short_documents_after_dedup']} too short after "
         f"dedup, {after_vectors}{r['documents_over_max_docs']} over --max-docs)",
-        f"units: {r['units_found']} found, {r['units_kept']} kept ({r['dropped_short_units']} too short, "
+        f"units: {r['units_found']} found, {r['units_kept']} kept ({r.get('dropped_long_units', 0)} over "
+        f"--max-unit-chars, {r['dropped_short_units']} too short, "
         f"{r['dropped_duplicate_units']} cross-document duplicates of {r['duplicate_texts']} texts{shared_vectors})",
         "units per document: " + _stats(upd, ("min", "median", "mean", "p90", "max")),
         "words per unit: " + _stats(wpu, ("min", "median", "mean", "max")),

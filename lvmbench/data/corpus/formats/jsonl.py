@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def read_jsonl(path: str | Path) -> list[Document]:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+                except RecursionError:  # json's decoder recurses once per [ or {
+                    raise DataError(f"{path}:{lineno}: JSON nested too deeply (beyond Python's recursion limit "
+                                    f"of {sys.getrecursionlimit()})") from None
                 doc = _document(obj, lineno, str(path))
                 if doc.id in seen:
                     raise DataError(f"{path}:{lineno}: duplicate document id {doc.id!r}")
