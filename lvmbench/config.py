@@ -125,6 +125,13 @@ class EvalConfig:
     ranked deeper gets its exact rank from a blockwise matrix product."""
     tie_tol: float = 1e-5
     bootstrap: int = 1000
+    latency_calls: int = 200
+    """Timed calls per latency measurement (model and search, batch 1 and the scoring batch); 0 = none."""
+    latency_warmup: int = 10
+    """Untimed calls before each latency measurement."""
+    latency_seconds: float = 3.0
+    """Each latency measurement stops after this long (at least 5 timed calls), so a slow model on a big
+    batch costs seconds, not minutes; the number of timed calls is recorded."""
     baselines: list[str] = field(
         default_factory=lambda: ["copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor",
                                  "decayed_mean"]
@@ -133,10 +140,23 @@ class EvalConfig:
 
 @dataclass
 class GateConfig:
+    """The deploy gate this recipe names (a gate policy: lvmbench/report/policy.py); ``run`` prints its verdict."""
+
     metric: str = "hit@5"
     min: float = 0.55
     on: str = "value"
     """'value' gates on the point estimate, 'ci_low' on the Wilson lower bound."""
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+    """More criteria: ``[[gate.thresholds]]`` tables of metric, min or max, on."""
+    benchmark: str = ""
+    """A shipped benchmark name or a BENCH.json path the run must be measured on ('' = none)."""
+    against: str = ""
+    """A deployed run directory the result must not be worse than ('' = none)."""
+    against_metric: str = "hit@5"
+    margin: float = 0.01
+    """Non-inferiority margin of ``against``: the paired interval's lower bound must be >= -margin."""
+    max_p95_ms: float = 0.0
+    """Latency budget: the batch-1 model p95 per query, in ms (0 = none)."""
 
 
 @dataclass
@@ -212,6 +232,10 @@ _SCALAR_COERCERS: dict[type, Callable[[Any, str], Any]] = {
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Convert ``value`` (from TOML or a ``--set`` string) to the field's type."""
+    if typing.get_origin(typ) is dict:  # a free-form table (a gate threshold); its reader validates it
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
     if typing.get_origin(typ) is list:
         (inner,) = typing.get_args(typ)
         return _coerce_list(value, inner, where)
@@ -392,6 +416,8 @@ def _validate_train(t: TrainConfig, ks: list[int]) -> None:
 def _validate_eval(e: EvalConfig, context_len: int) -> None:
     if not e.ks or any(k <= 0 for k in e.ks):
         raise ConfigError(f"eval.ks must be positive integers, got {e.ks}")
+    if e.latency_calls < 0 or e.latency_warmup < 0 or e.latency_seconds <= 0:
+        raise ConfigError("eval.latency_calls and eval.latency_warmup must be >= 0, eval.latency_seconds > 0")
     if 5 not in e.ks:
         raise ConfigError("eval.ks must include 5: the recipe early-stops and gates on Hit@5")
     if e.exclude_len < 0 or (e.exclude_len and e.exclude_len < context_len):

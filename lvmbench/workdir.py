@@ -63,14 +63,18 @@ def _command() -> str:
     return shlex.join(["lvmbench", *sys.argv[1:]]) if sys.argv and sys.argv[0] else "lvmbench"
 
 
-def _holder(lock_file: Path) -> str:
-    try:
-        info = json.loads(lock_file.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict) or "pid" not in info:
-        return "another process"
-    return f"PID {info['pid']} ({info.get('command', '?')}, since {info.get('since', '?')})"
+def _holder(lock_file: Path, tries: int = 50) -> str:
+    """Who holds the lock, as its holder wrote it just after taking it (so wait a moment for an empty file)."""
+    info: Any = {}
+    for _ in range(tries):
+        try:
+            info = json.loads(lock_file.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if isinstance(info, dict) and "pid" in info:
+            return f"PID {info['pid']} ({info.get('command', '?')}, since {info.get('since', '?')})"
+        time.sleep(0.01)
+    return "another process"
 
 
 def _try_lock(lock_file: Path) -> int | None:

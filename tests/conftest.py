@@ -16,6 +16,8 @@ FAST = [
     "train.accum_steps=1",
     "train.max_epochs=15",
     "eval.bootstrap=200",
+    "eval.latency_calls=10",
+    "eval.latency_seconds=0.2",
 ]
 
 

@@ -275,7 +275,7 @@ def test_gate_help_prints_a_plain_percent_sign(capsys):
     with pytest.raises(SystemExit):
         main(["gate", "--help"])
     out = capsys.readouterr().out
-    assert "(55 % is --min 0.55)" in " ".join(out.split()) and "%%" not in out
+    assert "55 % is --min 0.55" in " ".join(out.split()) and "%%" not in out
 
 
 def test_the_training_log_prints_val_hit_at_k_in_percent_like_every_table(tiny_store, tmp_path, capsys):

@@ -65,7 +65,7 @@ def test_an_edit_consistent_with_its_interval_is_caught_by_the_ranks(scored, tmp
     res["metrics"]["ci"]["hit@5"] = list(wilson_interval(hits, n))
     (run / "results.json").write_text(json.dumps(res))
     rc, _, err = _gate(capsys, run, "--min", 0.5)
-    assert rc == 3 and "but the ranks in" in err and "predictions.npz" in err
+    assert rc == 3 and "but" in err and "predictions.npz gives" in err
 
 
 def test_a_results_file_without_its_predictions_says_it_is_unverified(scored, tmp_path, capsys):
@@ -82,7 +82,11 @@ def test_a_results_file_without_its_predictions_says_it_is_unverified(scored, tm
     (["--metric", "median_rank", "--min", "0.5"], "median_rank: is lower-is-better"),
     (["--metric", "n_queries", "--min", "0.5"], "n_queries: is not a rate metric"),
     (["--metric", "exact_fallback", "--min", "0.5"], "exact_fallback: is not a rate metric"),
-    (["--metric", "mean_percentile_rank", "--min", "0.5"], "needs each query's candidate count"),
+    (["--metric", "mean_percentile_rank", "--min", "0.5"], "mean_percentile_rank: is not a rate metric"),
+    (["--metric", "par", "--min", "0.5"], "par: is held against a maximum"),
+    (["--metric", "hit@5", "--max", "0.5"], "hit@5: is held against a minimum"),
+    (["--metric", "par", "--max", "0"], "a maximum on par is a positive ratio"),
+    (["--on", "ci_high"], "the lenient end of the interval"),
 ])
 def test_metrics_and_thresholds_a_gate_cannot_use_are_refused(scored, capsys, argv, problem):
     rc, out, err = _gate(capsys, scored, *argv)

@@ -63,5 +63,5 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
 def test_summarize_keys():
     s = metrics.summarize(np.array([1, 3, 7]), np.array([10, 10, 10]), [1, 5, 10], bootstrap=100)
     assert s["hit@5"] == pytest.approx(2 / 3)
-    assert set(s["ci"]) == {"hit@1", "hit@5", "hit@10", "mrr"}
+    assert set(s["ci"]) == {"hit@1", "hit@5", "hit@10", "mrr", "ca"}
     assert s["chance"]["hit@5"] == pytest.approx(0.5)

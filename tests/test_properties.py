@@ -39,14 +39,15 @@ def test_hit_at_k_is_monotone_in_k_and_a_share(ranks, ks):
 
 @SETTINGS
 @given(ranks=ranks_st, extra=st.integers(0, 100))
-def test_mrr_in_unit_interval_and_percentile_rank_bounded(ranks, extra):
+def test_mrr_in_unit_interval_and_contrastive_accuracy_bounded(ranks, extra):
     m = metrics.mrr(ranks)
     assert 0.0 < m <= 1.0
     assert (m == 1.0) == bool(np.all(ranks == 1))
     assert metrics.hit_at_k(ranks, 1) <= m
     candidates = np.full(len(ranks), int(ranks.max()) + extra)
-    p = metrics.mean_percentile_rank(ranks, candidates)
-    assert 0.0 <= p <= 1.0
+    ca = metrics.contrastive_accuracy(ranks, candidates)
+    assert np.all((0.0 <= ca) & (ca <= 1.0))
+    assert np.all((ca == 1.0) == (ranks == 1)) or np.any(candidates == 1)
     assert 0.0 <= metrics.chance_hit_at_k(5, candidates) <= 1.0
     s = metrics.summarize(ranks, candidates, [1, 5, 10], bootstrap=20, seed=0)
     lo, hi = s["ci"]["hit@5"]

@@ -114,3 +114,20 @@ def test_run_folds_pools_every_document_of_the_default_kind_of_dataset(tiny_stor
     row = cvj["rows"][0]
     sizes = [json.loads((out / f"fold-{f}" / "results.json").read_text())["metrics"]["n_queries"] for f in range(3)]
     assert row["n_queries"] == sum(sizes) and len(row["folds"]["hit@5"]) == 3
+
+
+def test_a_suite_is_gated_against_a_deployed_suite_task_by_task_and_on_the_macro_average(baseline_suite, suite_root,
+                                                                                        tmp_path, capsys):
+    deployed = tmp_path / "deployed"
+    assert main(["suite", "run", "--model", "global_mean", "--root", str(suite_root), "--out", str(deployed)]
+                + QUICK) == 0
+    capsys.readouterr()
+    assert main(["gate", str(baseline_suite), "--against", str(deployed)]) == 0  # copy_last vs a constant prediction
+    out = capsys.readouterr().out
+    for task in ("alpha", "beta", "gamma"):
+        assert f"against {deployed} [{task}]: hit@5 lift +" in out and "Holm p" in out
+    assert f"against {deployed} [macro average of 3 tasks]" in out and "gate: PASS (4 of 4 criteria passed)" in out
+    assert main(["gate", str(deployed), "--against", str(baseline_suite)]) == 1
+    assert "gate: FAIL" in capsys.readouterr().out
+    assert main(["gate", str(baseline_suite), "--min", "0.5"]) == 2  # thresholds are held per task run directory
+    assert "a suite directory is gated with --against" in capsys.readouterr().err

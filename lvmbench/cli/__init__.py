@@ -1,9 +1,11 @@
 """The ``lvmbench`` command: one small ``add_<command>`` per subcommand.
 
-Exit codes: 0 success (and ``gate`` passed); 1 ``gate`` failed; 2 bad input
-(a missing or malformed file, an unknown model or setting); 3 an integrity
-failure (leakage between splits, or training-time Hit@K disagreeing with index
-retrieval); 130 interrupted.
+Exit codes: 0 success (and ``gate`` passed); 1 ``gate`` failed (a criterion, or
+a benchmark pin the run does not match); 2 bad input (a missing or malformed
+file, an unknown model or setting, a directory another command holds); 3 an
+integrity failure (leakage between splits, training-time Hit@K disagreeing
+with index retrieval, predictions that tie every candidate, a run that did not
+finish); 130 interrupted.
 
 Subcommand modules import the heavy layers (torch, FAISS) inside their
 ``cmd_*`` functions, so ``lvmbench --help`` stays fast.
@@ -19,14 +21,15 @@ from lvmbench.cli.common import EPILOG, same_command, trusted_specs
 from lvmbench.cli.data import add_data
 from lvmbench.cli.evaluate import add_eval, add_trec
 from lvmbench.cli.predictions import add_score, add_task
-from lvmbench.cli.results import add_compare, add_gate, add_models
+from lvmbench.cli.gate import add_benchmark, add_gate, add_latency
+from lvmbench.cli.results import add_compare, add_models
 from lvmbench.cli.run import add_run, add_sweep
 from lvmbench.cli.suite import add_suite
 from lvmbench.errors import Interrupted, LvmbenchError, error_line
 from lvmbench.trust import trusted_imports
 
-COMMANDS = (add_run, add_eval, add_sweep, add_suite, add_task, add_score, add_trec, add_gate, add_models, add_compare,
-            add_data)
+COMMANDS = (add_run, add_eval, add_sweep, add_suite, add_task, add_score, add_trec, add_gate, add_benchmark,
+            add_latency, add_models, add_compare, add_data)
 """Each registers one subcommand (its parser and ``func``); the order is the order of ``--help``."""
 
 

@@ -7,8 +7,9 @@ import argparse
 from lvmbench.config import Recipe, load_recipe
 from lvmbench.trust import check_recipe_imports, specs_in
 
-EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input, 3 integrity failure
-(leakage or train/index Hit@K disagreement), 130 interrupted."""
+EPILOG = """exit codes: 0 ok / gate passed, 1 gate failed, 2 bad input (or a directory another command holds),
+3 integrity failure (leakage, train/index Hit@K disagreement, predictions that tie every candidate, a run that
+did not finish), 130 interrupted."""
 
 
 def log(msg: str) -> None:

@@ -1,4 +1,4 @@
-"""``lvmbench gate``, ``compare`` and ``models``: reading results and the zoo."""
+"""``lvmbench compare`` and ``models``: reading results and the zoo."""
 
 from __future__ import annotations
 
@@ -12,46 +12,6 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
     from lvmbench.models.entry import Context
-
-
-def cmd_gate(args: argparse.Namespace) -> int:
-    from lvmbench import workdir
-    from lvmbench.report.gate import check_status, gate_line, gate_verdict, verify
-    from lvmbench.report.results import load_results
-
-    workdir.check_finished(args.results, "gate")
-    results = load_results(args.results)
-    verdict = gate_verdict(results, args.metric, args.min, args.on, where=str(args.results))
-    check_status(results, str(args.results), "gate")
-    verdict["check"] = verify(results, args.results, args.metric, args.on, args.require_predictions)
-    print(gate_line(verdict))
-    return 0 if verdict["passed"] else 1
-
-
-GATE_DESCRIPTION = (
-    "Hold one rate metric of a run's results.json against a threshold: exit 0 when it passes, 1 when it fails. "
-    "Only rates where higher is better are accepted (hit@K, ndcg@K, mrr), and thresholds are fractions in [0, 1] "
-    "(55 % is --min 0.55). The gate does not take the file's word for it: the recorded value must agree with "
-    "its own interval and query count, and when predictions.npz sits beside results.json (every run and eval "
-    "writes it there) the metric is recomputed from the per-query ranks in it; any disagreement is an integrity "
-    "failure (exit 3). A results.json moved without its predictions.npz can only be checked against itself: the "
-    "verdict line says so, and --require-predictions refuses it instead."
-)
-
-
-def add_gate(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("gate", help="exit 0 if a run passes the deploy gate, 1 if not (the number is re-checked)",
-                       description=GATE_DESCRIPTION, epilog=EPILOG)
-    g.add_argument("results", help="results.json (or the run directory holding it)")
-    g.add_argument("--metric", default="hit@5", help="a rate in results.json 'metrics': hit@K, ndcg@K or mrr "
-                   "(default hit@5)")
-    g.add_argument("--min", type=float, default=0.55, help="threshold as a fraction in [0, 1] (default 0.55)")
-    g.add_argument("--on", choices=["value", "ci_low"], default="value",
-                   help="gate the point estimate or the lower bound of its 95%% interval (default value)")
-    g.add_argument("--require-predictions", action="store_true",
-                   help="refuse (exit 2) a results.json without predictions.npz beside it, instead of gating "
-                   "the unverified number")
-    g.set_defaults(func=cmd_gate)
 
 
 def _probe_context(dim: int) -> Context:

@@ -101,3 +101,20 @@ def summary(rows: dict[str, dict[str, Any]], offsets: tuple[int, ...] = OFFSETS)
 
 
 __all__ = ["OFFSETS", "direction", "references", "summary"]
+
+
+def context_max_cos(vectors: np.ndarray, unit: np.ndarray, context_rows: np.ndarray, block: int = 256) -> np.ndarray:
+    """``[n]``: each row's largest cosine to its own query's context vectors (the terms of PAR).
+
+    ``context_rows`` is ``[n, T]`` global rows, -1 padded; every query has at
+    least one context vector.  Blocks of ``block`` queries keep the gathered
+    contexts near ``block x T x D`` floats.
+    """
+    out = np.empty(len(vectors), dtype=np.float64)
+    for s in range(0, len(vectors), block):
+        rows = context_rows[s : s + block]
+        ctx = unit[np.maximum(rows, 0)]  # [b, T, D]; padding masked below
+        cos = np.einsum("btd,bd->bt", ctx, vectors[s : s + block]).astype(np.float64)
+        out[s : s + block] = np.where(rows >= 0, cos, -np.inf).max(axis=1)
+    return out
+

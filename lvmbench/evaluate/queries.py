@@ -7,13 +7,14 @@ them is a range test, never a gather.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from lvmbench.data.samples import Samples, context_index
+from lvmbench.evaluate.diagnostics import context_max_cos
 from lvmbench.evaluate.index import Pool, row_keys
 from lvmbench.evaluate.ties import TargetCopies, find_copies
 
@@ -28,6 +29,7 @@ class Queries:
     excl_hi: np.ndarray  # int64 [n] one past the last excluded position (lo == hi: none)
     context_rows: np.ndarray  # int64 [n, T] global context rows, -1 padded
     copies: TargetCopies | None = None  # candidates bit-identical to a target (None: not looked up yet)
+    _true_max: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.target_pos)
@@ -38,6 +40,12 @@ class Queries:
 
     def candidates(self, exclude: bool, pool_size: int) -> np.ndarray:
         return pool_size - (self.excl_hi - self.excl_lo if exclude else 0)
+
+    def true_context_max(self, unit: np.ndarray) -> np.ndarray:
+        """Each target's largest cosine to its own context: PAR's denominator, the same for every predictor."""
+        if self._true_max is None:
+            self._true_max = context_max_cos(unit[self.samples.target], unit, self.context_rows)
+        return self._true_max
 
 
 def make_queries(samples: Samples, pool: Pool, context_len: int) -> Queries:

@@ -21,7 +21,8 @@ import torch
 from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
 from lvmbench.errors import ConfigError, DegeneratePredictions, ModelOutputError
-from lvmbench.evaluate import diagnostics
+from lvmbench.io import sha256_arrays
+from lvmbench.evaluate import diagnostics, latency
 from lvmbench.evaluate.index import Bank, Pool, build_pool, shard_rows
 from lvmbench.evaluate.queries import Queries, make_queries
 from lvmbench.evaluate.ranking import torch_ranks
@@ -206,6 +207,9 @@ def _arrays(main: Scored, queries: Queries, pool: Pool, recipe: Recipe,
         "torch_rank": t_rank,
         "torch_gap": t_gap,
         "copies": main.faiss.copies,
+        "candidates": queries.candidates(recipe.eval.exclude_context, pool.size),
+        "par_pred": main.extra["par_pred"],
+        "par_true": main.extra["par_true"],
     }
 
 
@@ -254,15 +258,17 @@ def score_model(
     s = scoring(prep, recipe, device, split, bank, shard_size)
     pred_t = predict_queries(model_name, model, s.unit_t, s.queries, recipe, split)
     entry = registry.REGISTRY.get(model_name)
-    return score_predicted(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model")
+    return score_predicted(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model", model=model)
 
 
 def score_predicted(
     name: str, pred_t: torch.Tensor, s: Scoring, log: Log = print, ann: str | None = None, kind: str = "model",
+    model: torch.nn.Module | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Predictions ``[n, D]`` (unit vectors, one per query of ``s``) and every baseline, scored the same way.
 
-    The model's path and ``lvmbench score`` (predictions made elsewhere) both end here.
+    The model's path and ``lvmbench score`` (predictions made elsewhere, ``model`` None: no model
+    latency) both end here.
     """
     recipe, pool, queries = s.recipe, s.pool, s.queries
     log(f"scoring {name} and {len(recipe.eval.baselines)} baselines on {len(queries)} {s.split} queries "
@@ -279,6 +285,7 @@ def score_predicted(
     base = score_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, progress)
     progress.close()
     arrays.update({f"rank__{b}": sc.faiss.rank for b, sc in base.items()})
+    arrays.update({f"par_pred__{b}": sc.extra["par_pred"] for b, sc in base.items()})
     results: dict[str, Any] = {
         "pool": pool_info(pool, recipe, main, s.bank, s.shard_size),
         "metrics": main.metrics,
@@ -299,8 +306,21 @@ def score_predicted(
 
         q = queries if recipe.eval.exclude_context else without_exclusion(queries)
         results["ann"] = ann_report(ann, pool, q, main.pred, main.faiss, recipe.eval.ks, recipe.seed, log)
+    results["queries"] = query_record(queries, s.split)
+    results["latency"] = _latency(model, main.pred, s) if recipe.eval.latency_calls else None
     results["timings"] = {"score_s": time.perf_counter() - s.t0}
     return results, arrays
+
+
+def query_record(queries: Queries, split: str) -> dict[str, Any]:
+    """results.json 'queries': which split they come from, how many, and the hash of their target rows."""
+    return {"split": split, "n": len(queries), "sha256": sha256_arrays(queries.samples.target.astype(np.int64))}
+
+
+def _latency(model: torch.nn.Module | None, pred: np.ndarray, s: Scoring) -> dict[str, Any]:
+    e = s.recipe.eval
+    return latency.measure(model, s.unit_t, s.queries.samples, s.pool, pred, s.recipe.data.context_len,
+                           (1, s.recipe.train.eval_batch), e.latency_calls, e.latency_warmup, e.latency_seconds)
 
 
 def _lifts(main: Scored, base: dict[str, Scored], recipe: Recipe) -> dict[str, Any]:

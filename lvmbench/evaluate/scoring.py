@@ -22,7 +22,7 @@ from torch import nn
 
 from lvmbench.data.samples import Samples, gather_batch
 from lvmbench.errors import DegeneratePredictions
-from lvmbench.evaluate import metrics
+from lvmbench.evaluate import diagnostics, metrics
 from lvmbench.evaluate.index import Pool
 from lvmbench.evaluate.queries import Queries
 from lvmbench.evaluate.ranking import FaissRanks, faiss_ranks
@@ -147,7 +147,11 @@ def score_predictions(
     m["queries_with_ties"] = int((fr.ties > 0).sum())
     m["queries_with_copies"] = int((fr.copies > 0).sum())
     m["exact_fallback"] = fr.exact_fallback
-    extra: dict[str, Any] = {}
+    par_pred = diagnostics.context_max_cos(pred, unit, queries.context_rows)
+    par_true = queries.true_context_max(unit)
+    par = metrics.summarize_par(par_pred, par_true, bootstrap, seed)
+    m["par"], m["ci"]["par"] = par["par"], par["ci"]["par"]
+    extra: dict[str, Any] = {"par_pred": par_pred, "par_true": par_true}
     if m["queries_with_copies"]:  # the ranks a tool that counts every tie as a loss reports
         strict = metrics.summarize(headline + fr.copies, queries.candidates(exclude, pool.size), ks, bootstrap, seed)
         extra["copies_against"] = {k: strict[k] for k in metrics.keys(ks)}

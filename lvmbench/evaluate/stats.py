@@ -50,6 +50,22 @@ def holm(pvalues: list[float] | np.ndarray) -> list[float]:
     return adjusted.tolist()
 
 
+def lift_interval(a: np.ndarray, b: np.ndarray, metric: str, candidates: np.ndarray, margin: float | None,
+                  resamples: int) -> dict[str, Any]:
+    """The paired bootstrap interval of a rank metric's lift (and the non-inferiority p-value at ``margin``)."""
+    m, k = metrics.parse_key(metric)
+    if m.per_query is None:
+        raise ValueError(f"{metric}: no per-query values, so no paired interval")
+    diff = (m.per_query(a, candidates, k).astype(np.float64) - m.per_query(b, candidates, k).astype(np.float64))
+    means = metrics.bootstrap_means(diff, resamples, 0)
+    out: dict[str, Any] = {"lift_metric": metric, "lift": float(diff.mean()),
+                           "lift_ci": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+                           "lift_means": means}
+    if margin is not None:
+        out["noninferiority_p"] = float((1 + np.sum(means <= -margin)) / (1 + len(means)))
+    return out
+
+
 def win_tie_loss(rank_a: np.ndarray, rank_b: np.ndarray) -> tuple[int, int, int]:
     """Per-query counts of a ranking the target better (lower), equal, worse than b."""
     a, b = np.asarray(rank_a), np.asarray(rank_b)
@@ -61,7 +77,9 @@ BOOTSTRAP = 1000
 
 
 def paired(
-    rank_a: np.ndarray, rank_b: np.ndarray, lift_keys: tuple[str, ...] = ("hit@5", "mrr"), k: int = PAIRED_K
+    rank_a: np.ndarray, rank_b: np.ndarray, lift_keys: tuple[str, ...] = ("hit@5", "mrr"), k: int = PAIRED_K,
+    ci_metric: str | None = None, candidates: np.ndarray | None = None, margin: float | None = None,
+    bootstrap: int | None = None,
 ) -> dict[str, Any]:
     """A against B on the same queries, in the same order.
 
@@ -70,7 +88,12 @@ def paired(
     interval is of the difference, not of each rate), the exact McNemar
     p-value on Hit@``k`` (``mcnemar_p_hit@k``), whether the two Wilson 95 %
     intervals of Hit@``k`` separate and in which direction, and per-query
-    wins/ties/losses (lower rank wins).
+    wins/ties/losses (lower rank wins).  With ``ci_metric`` (any rank metric;
+    ``candidates`` for CA) also ``lift_ci``, the paired interval of that
+    metric's lift, and with ``margin`` the one-sided non-inferiority p-value
+    ``noninferiority_p``: the share of resampled lifts at or below −margin
+    (``(1 + count) / (1 + resamples)``), what a deploy gate's regression
+    criterion holds.
     """
     a, b = np.asarray(rank_a), np.asarray(rank_b)
     if a.shape != b.shape:
@@ -79,7 +102,10 @@ def paired(
     a_lo, a_hi = metrics.interval(key, a)
     b_lo, b_hi = metrics.interval(key, b)
     wins, ties, losses = win_tie_loss(a, b)
-    out: dict[str, Any] = {m: metrics.value(m, a) - metrics.value(m, b) for m in lift_keys}
+    c = candidates if candidates is not None else np.empty(0)
+    out: dict[str, Any] = {m: metrics.value(m, a, c) - metrics.value(m, b, c) for m in lift_keys}
+    if ci_metric is not None:
+        out.update(lift_interval(a, b, ci_metric, c, margin, bootstrap or BOOTSTRAP))
     out.update({
         f"lift_ci_{key}": list(metrics.bootstrap_mean_ci((a <= k).astype(np.float64) - (b <= k), BOOTSTRAP, 0)),
         f"mcnemar_p_{key}": mcnemar_exact(a <= k, b <= k),

@@ -66,7 +66,8 @@ def load_run(path: str | Path) -> Run:
         raise UsageError(f"{npz}: per-query ranks not found (compare needs each run's predictions.npz)")
     try:
         with np.load(npz, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k in ("target_ids", "pool_ids", "rank") or k.startswith("rank__")}
+            arrays = {k: z[k] for k in z.files if k in ("target_ids", "pool_ids", "rank", "candidates", "par_true",
+                                                        "par_pred") or k.startswith(("rank__", "par_pred__"))}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise UsageError(f"{npz}: not a readable predictions file ({exc})") from None
     for key in ("target_ids", "rank"):
@@ -156,12 +157,22 @@ def board_metrics(ks: list[int]) -> list[str]:
     return [f"hit@{k}" for k in ks] + ["mrr"]
 
 
-def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int]) -> dict[str, Any]:
+def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int], arrays: dict[str, np.ndarray],
+         par_key: str) -> dict[str, Any]:
+    """One predictor's leaderboard row; CA and PAR when the run's predictions.npz holds what they need."""
     ranks = np.asarray(ranks)
     row: dict[str, Any] = {"predictor": name, "kind": kind, "n_queries": len(ranks)}
     for key in board_metrics(ks):
         row[key] = metrics.value(key, ranks)
         row[f"{key}_lo"], row[f"{key}_hi"] = metrics.interval(key, ranks, BOOTSTRAP, SEED)
+    row["ca"] = row["ca_lo"] = row["ca_hi"] = row["par"] = row["par_lo"] = row["par_hi"] = None
+    c = arrays.get("candidates")
+    if c is not None:
+        row["ca"] = metrics.value("ca", ranks, c)
+        row["ca_lo"], row["ca_hi"] = metrics.interval("ca", ranks, BOOTSTRAP, SEED, c)
+    if par_key in arrays and "par_true" in arrays:
+        par = metrics.summarize_par(arrays[par_key], arrays["par_true"], BOOTSTRAP, SEED)
+        row["par"], (row["par_lo"], row["par_hi"]) = par["par"], par["ci"]["par"]
     return row
 
 
@@ -178,7 +189,8 @@ def _entries(runs: list[Run], ks: list[int]) -> list[tuple[dict[str, Any], np.nd
     """(row, ranks) per predictor: the first run's baselines, then each run's model."""
     entries: list[tuple[dict[str, Any], np.ndarray]] = []
     for key in sorted(k for k in runs[0].arrays if k.startswith("rank__")):
-        row = _row(key[len("rank__"):], "baseline", runs[0].arrays[key], ks)
+        name = key[len("rank__"):]
+        row = _row(name, "baseline", runs[0].arrays[key], ks, runs[0].arrays, f"par_pred__{name}")
         row["run"] = str(runs[0].path)
         entries.append((row, runs[0].arrays[key]))
     seen = {row["predictor"] for row, _ in entries}
@@ -190,7 +202,7 @@ def _entries(runs: list[Run], ks: list[int]) -> list[tuple[dict[str, Any], np.nd
             row["run_model"], row["run"] = True, str(run.path)
             continue
         seen.add(label)
-        row = _row(label, kind, run.arrays["rank"], ks)
+        row = _row(label, kind, run.arrays["rank"], ks, run.arrays, "par_pred")
         row["run"] = str(run.path)
         entries.append((row, run.arrays["rank"]))
     return entries
@@ -253,7 +265,7 @@ def leaderboard(runs: list[Run], metric: str = "hit@5") -> dict[str, Any]:
 def _csv(board: dict[str, Any]) -> str:
     buf = io.StringIO()
     fields = ["predictor", "kind", "n_queries"] + [
-        f"{m}{s}" for m in board_metrics(board["ks"]) for s in ("", "_lo", "_hi")
+        f"{m}{s}" for m in board_metrics(board["ks"]) + ["ca", "par"] for s in ("", "_lo", "_hi")
     ] + ["lift", "mcnemar_p", "holm_p", "wins", "ties", "losses", "run"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -268,7 +280,7 @@ def _table_row(r: dict[str, Any], board: dict[str, Any]) -> list[str]:
     wtl = fmt_.DASH if r["wins"] is None else f"{r['wins']}/{r['ties']}/{r['losses']}"
     return ([name]
             + [fmt_.pct_ci(r[f"hit@{k}"], (r[f"hit@{k}_lo"], r[f"hit@{k}_hi"])) for k in board["ks"]]
-            + [fmt_.num_ci(r["mrr"], (r["mrr_lo"], r["mrr_hi"])),
+            + [fmt_.num_ci(r["mrr"], (r["mrr_lo"], r["mrr_hi"])), fmt_.num(r.get("ca")), fmt_.num(r.get("par"), 2),
                fmt_.lift(r["lift"], board["metric"]), fmt_.pvalue(r["mcnemar_p"]), fmt_.pvalue(r["holm_p"]), wtl])
 
 
@@ -281,7 +293,7 @@ def render(board: dict[str, Any], fmt: str = "table", warnings: list[str] | None
     if fmt == "csv":
         return _csv(board)
     lift_unit = "" if metric == "mrr" else " (pts)"
-    headers = (["predictor"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]"]
+    headers = (["predictor"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]", "CA", "PAR"]
                + [f"lift {metric}{lift_unit}", f"McNemar p (Hit@{PAIRED_K})", "Holm p", "W/T/L"])
     table = [_table_row(r, board) for r in board["rows"]]
     chance = ", ".join(f"Hit@{k} {fmt_.pct(board['chance'][f'hit@{k}'])}%" for k in ks)

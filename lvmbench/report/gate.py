@@ -1,22 +1,27 @@
-"""The deploy gate: a rate metric of results.json against a threshold, checked before it is believed.
+"""One gate criterion on a metric of results.json, checked before it is believed.
 
 A gate is a trust boundary, so a number is not taken on the file's word:
 
-* only rates where higher is better can be gated (Hit@K, nDCG@K, MRR): a
-  count (``n_queries``) or a lower-is-better value (``median_rank``) would
-  pass a ``>=`` test for the wrong reason, and a threshold outside [0, 1] is
-  refused (rates are fractions: 55 % is ``--min 0.55``);
+* only metrics the table marks gateable can be gated: rates where higher is
+  better (Hit@K, nDCG@K, MRR, CA) against a minimum in [0, 1] (55 % is
+  ``--min 0.55``), and PAR against a maximum; a count (``n_queries``) or a
+  median rank would pass for the wrong reason;
 * the recorded value must agree with its own record: a Wilson interval is
   recomputed from the value and ``n_queries`` and must match;
 * when ``predictions.npz`` sits beside ``results.json`` (as every run and
-  eval writes it), the gated metric (and, with ``--on ci_low``, its interval)
-  is recomputed from the per-query ranks there and must equal the recorded
-  one.
+  eval writes it), the gated metric (and, on an interval bound, that bound)
+  is recomputed from the per-query ranks (CA also from the per-query
+  candidate counts, PAR from the per-query cosines) there and must equal the
+  recorded one; the consistency record and the predictions themselves are
+  re-checked too;
+* only a finished, consistent run is believed (:func:`check_status`).
 
 A mismatch is an integrity failure (exit 3).  What the gate cannot check: a
 results.json moved without its predictions.npz (it says so, and
 ``require_predictions`` turns that into a refusal), or a predictions.npz
-edited consistently with its results.json.
+edited consistently with its results.json.  Several criteria at once, the
+benchmark pin, the regression against a deployed run and the latency budget
+are :mod:`lvmbench.report.policy`.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ import numpy as np
 
 from lvmbench.errors import IntegrityError, UsageError, first_line
 from lvmbench.evaluate import metrics
-from lvmbench.format import pct
+from lvmbench.format import num, pct
 
 TOLERANCE = 1e-9
 """Recomputed and recorded values are the same float computation; this only absorbs JSON round-trips."""
+BOUNDS = ("value", "ci_low", "ci_high")
 
 
 def gateable(metric: str, flag: str = "--metric") -> metrics.Metric:
@@ -42,57 +48,86 @@ def gateable(metric: str, flag: str = "--metric") -> metrics.Metric:
         m, _ = metrics.parse_key(metric)
     except KeyError:
         m = None
-    ok = [f"{x.name}@K" if x.at_k else x.name for x in metrics.METRICS.values()
-          if x.rate and x.higher_is_better and not x.needs_candidates]
-    if m is None or not m.rate or not m.higher_is_better or m.needs_candidates:
-        why = ("is lower-is-better" if m is not None and not m.higher_is_better else
-               "needs each query's candidate count, which predictions.npz does not hold"
-               if m is not None and m.needs_candidates else "is not a rate metric")
-        raise UsageError(f"{flag} {metric}: {why}; a deploy gate takes a rate where higher is better: "
-                         f"{', '.join(ok)}")
+    ok = [f"{x.name}@K" if x.at_k else x.name for x in metrics.METRICS.values() if x.gate == "min"]
+    ok += [f"{x.name} (as a maximum)" for x in metrics.METRICS.values() if x.gate == "max"]
+    if m is None or m.gate is None:
+        why = "is lower-is-better" if m is not None and not m.higher_is_better else "is not a rate metric"
+        raise UsageError(f"{flag} {metric}: {why}; a deploy gate takes a rate where higher is better, or PAR as a "
+                         f"maximum: {', '.join(ok)}")
     return m
 
 
-def check_threshold(threshold: float, flag: str = "--min") -> None:
+def check_threshold(threshold: float, flag: str = "--min", metric: str = "hit@5") -> None:
+    """A minimum on a rate is a fraction in [0, 1]; a maximum on PAR is a positive ratio."""
+    m = gateable(metric)
+    if m.gate == "max":
+        if threshold > 0:
+            return
+        raise UsageError(f"{flag} {threshold:g}: a maximum on {metric} is a positive ratio (1.0 = as close to the "
+                         "context as the truth is)")
     if 0.0 <= threshold <= 1.0:
         return
     hint = f"; rates are fractions: did you mean {flag} {threshold / 100:g}?" if 1.0 < threshold <= 100.0 else ""
     raise UsageError(f"{flag} {threshold:g}: a gate threshold is a fraction in [0, 1]{hint}")
 
 
-def check_recipe_gate(metric: str, threshold: float) -> None:
-    """The recipe's gate settings, refused before any training rather than after it."""
-    gateable(metric, "gate.metric")
-    check_threshold(threshold, "gate.min")
+def check_recipe_gate(gate: Any) -> None:
+    """The recipe's gate (a policy, :mod:`lvmbench.report.policy`), refused before any training rather than after."""
+    from lvmbench.errors import ConfigError
+    from lvmbench.report import benchmark, policy
+
+    m = gateable(gate.metric, "gate.metric")
+    if m.gate == "max":
+        raise UsageError(f"gate.metric {gate.metric}: is held against a maximum; name it in gate.thresholds as "
+                         f"{{metric = \"{gate.metric}\", max = ...}}")
+    check_threshold(gate.min, "gate.min", gate.metric)
+    try:
+        p = policy.from_recipe_gate(gate)
+    except ConfigError as exc:
+        raise UsageError(f"recipe [gate]: {exc}") from None
+    for t in p.thresholds[1:]:
+        table = gateable(t.metric, "gate.thresholds metric")
+        if t.kind != table.gate:
+            raise UsageError(f"gate.thresholds: {t.metric} is held against a {table.gate}imum, not a {t.kind}imum")
+        check_threshold(t.bound, f"gate.thresholds {t.kind}", t.metric)
+    if p.benchmark:
+        benchmark.load(p.benchmark)
+
+
+def _bound(m: dict[str, Any], metric: str, on: str, where: str) -> float:
+    if on == "value":
+        return float(m[metric])
+    ci = (m.get("ci") or {}).get(metric)
+    if not ci:
+        raise UsageError(f"{where}: no confidence interval recorded for '{metric}' (use --on value)")
+    return float(ci[0] if on == "ci_low" else ci[1])
 
 
 def gate_verdict(results: dict[str, Any], metric: str, threshold: float, on: str,
-                 where: str = "results") -> dict[str, Any]:
+                 where: str = "results", kind: str = "min") -> dict[str, Any]:
+    """``metric`` (its value or an interval bound) held against a minimum (``kind='min'``) or a maximum."""
     m = results.get("metrics")
     if not isinstance(m, dict):
         raise UsageError(f"{where}: no 'metrics' section")
-    gateable(metric)
-    check_threshold(threshold)
+    table = gateable(metric)
+    if kind != table.gate:
+        want = "--min" if table.gate == "min" else "a max"
+        raise UsageError(f"{metric}: is held against {'a minimum' if table.gate == 'min' else 'a maximum'} "
+                         f"({want}), not a {kind}imum")
+    check_threshold(threshold, "--min" if kind == "min" else "max", metric)
+    if on not in BOUNDS:
+        raise UsageError(f"--on must be one of {', '.join(BOUNDS)}, got {on!r}")
+    lenient = (kind == "min" and on == "ci_high") or (kind == "max" and on == "ci_low")
+    if lenient:
+        raise UsageError(f"--on {on}: the lenient end of the interval; a {kind}imum is held against "
+                         f"{'ci_low' if kind == 'min' else 'ci_high'} or the value")
     if metric not in m or not isinstance(m[metric], (int, float)):
         known = sorted(k for k, v in m.items() if isinstance(v, (int, float)))
         raise UsageError(f"{where}: metric '{metric}' not in results (available: {', '.join(known)})")
-    if on == "value":
-        value = float(m[metric])
-    elif on == "ci_low":
-        ci = m.get("ci", {}).get(metric)
-        if not ci:
-            raise UsageError(f"{where}: no confidence interval recorded for '{metric}' (use --on value)")
-        value = float(ci[0])
-    else:
-        raise UsageError(f"--on must be 'value' or 'ci_low', got {on!r}")
-    return {
-        "metric": metric,
-        "threshold": threshold,
-        "on": on,
-        "value": value,
-        "passed": bool(value >= threshold),
-        "margin": value - threshold,
-    }
+    value = _bound(m, metric, on, where)
+    passed = value >= threshold if kind == "min" else value <= threshold
+    return {"metric": metric, "threshold": threshold, "kind": kind, "on": on, "value": value,
+            "passed": bool(passed), "margin": value - threshold}
 
 
 def _differs(a: float, b: float) -> bool:
@@ -114,22 +149,36 @@ def check_record(results: dict[str, Any], metric: str, where: str) -> None:
             f"[{pct(ci[0])}, {pct(ci[1])}] %); results.json was edited")
 
 
-def _ranks(npz: Path, results: dict[str, Any]) -> np.ndarray:
-    """The headline ranks of a run's predictions.npz (context excluded or not, as the run scored), checked.
+def _arrays(npz: Path, results: dict[str, Any], metric: str) -> dict[str, np.ndarray]:
+    """What recomputes ``metric``: the headline ranks (and candidates, or PAR's cosines) of predictions.npz.
 
-    Any failure to read it - a truncated archive, a corrupt compressed member,
-    a pickled array - is an integrity failure (exit 3), never a failed gate.
+    The file is checked as it is read (:func:`check_predictions`); any failure
+    to read it - a truncated archive, a corrupt compressed member, a pickled
+    array - is an integrity failure (exit 3), never a failed gate.
     """
     key = "rank" if (results.get("pool") or {}).get("exclude_context", True) else "rank_with_context"
+    table, _ = metrics.parse_key(metric)
+    need = ["par_pred", "par_true"] if table.vectors else [key] + (["candidates"] if table.needs_candidates else [])
     try:
         with np.load(npz, allow_pickle=False) as z:
-            if key not in z.files:
-                raise IntegrityError(f"{npz}: no '{key}' array; cannot verify the gated metric")
+            missing = [k for k in need + [key] if k not in z.files]
+            if missing:
+                raise IntegrityError(f"{npz}: no '{missing[0]}' array; cannot verify the gated {metric}")
             check_predictions(z, npz, results)
-            return np.asarray(z[key])
+            return {k: np.asarray(z[k]) for k in set(need + [key])} | {"rank": np.asarray(z[key])}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise IntegrityError(f"{npz}: not a readable predictions file ({first_line(exc)}); cannot verify the "
                              "gate") from None
+
+
+def _recomputed(metric: str, a: dict[str, np.ndarray], bootstrap: int, seed: int) -> tuple[float, Any]:
+    """(value, 95 % interval) of ``metric`` from the per-query arrays, exactly as the run computed them."""
+    table, _ = metrics.parse_key(metric)
+    if table.vectors:
+        par = metrics.summarize_par(a["par_pred"], a["par_true"], bootstrap, seed)
+        return par["par"], par["ci"]["par"]
+    return (metrics.value(metric, a["rank"], a.get("candidates")),
+            metrics.interval(metric, a["rank"], bootstrap, seed, a.get("candidates")))
 
 
 def verify(results: dict[str, Any], path: str | Path, metric: str, on: str,
@@ -144,21 +193,22 @@ def verify(results: dict[str, Any], path: str | Path, metric: str, on: str,
             raise UsageError(f"{npz}: not found; --require-predictions needs the run's per-query ranks beside "
                              "results.json")
         return {"verified": False, "predictions": None}
-    ranks = _ranks(npz, results)
+    arrays = _arrays(npz, results, metric)
     recorded = results["metrics"]
-    if len(ranks) != recorded.get("n_queries", len(ranks)):
-        raise IntegrityError(f"{where}: records {recorded.get('n_queries')} queries but {npz} ranks {len(ranks)}")
-    value = metrics.value(metric, ranks)
+    n = len(arrays["rank"])
+    if n != recorded.get("n_queries", n):
+        raise IntegrityError(f"{where}: records {recorded.get('n_queries')} queries but {npz} ranks {n}")
+    ev = (results.get("recipe") or {}).get("eval", {})
+    value, bounds = _recomputed(metric, arrays, int(ev.get("bootstrap", 1000)), int(results.get("seed", 0)))
     if _differs(value, recorded[metric]):
-        raise IntegrityError(f"{where}: metrics.{metric} = {recorded[metric]} but the ranks in {npz} give "
-                             f"{value}; results.json was edited or belongs to another run")
-    if on == "ci_low":
-        ev = (results.get("recipe") or {}).get("eval", {})
-        bounds = metrics.interval(metric, ranks, int(ev.get("bootstrap", 1000)), int(results.get("seed", 0)))
-        if bounds is not None and _differs(bounds[0], recorded["ci"][metric][0]):
-            raise IntegrityError(f"{where}: the recorded 95 % interval of {metric} differs from the one the ranks "
-                                 f"in {npz} give; results.json was edited")
-    return {"verified": True, "predictions": str(npz), "n_queries": int(len(ranks))}
+        raise IntegrityError(f"{where}: metrics.{metric} = {recorded[metric]} but {npz} gives {value}; "
+                             "results.json was edited or belongs to another run")
+    if on != "value" and bounds is not None:
+        j = 0 if on == "ci_low" else 1
+        if _differs(bounds[j], recorded["ci"][metric][j]):
+            raise IntegrityError(f"{where}: the recorded 95 % interval of {metric} differs from the one {npz} "
+                                 "gives; results.json was edited")
+    return {"verified": True, "predictions": str(npz), "n_queries": int(n)}
 
 
 def check_status(results: dict[str, Any], where: str, reader: str = "gate") -> None:
@@ -201,11 +251,19 @@ def check_predictions(z: Any, npz: Path, results: dict[str, Any]) -> None:
 
 
 def gate_line(g: dict[str, Any]) -> str:
-    kind = "Wilson" if g["metric"].startswith("hit@") else "bootstrap"
-    what = g["metric"] if g["on"] == "value" else f"{g['metric']} ({kind} 95% lower bound)"
+    """The verdict of one threshold: 'gate: hit@5 = 57.7% vs min 55.0% -> PASS (margin +2.7 pts)'."""
+    table, _ = metrics.parse_key(g["metric"])
+    kind = g.get("kind", "min")
+    bound = {"ci_low": "lower", "ci_high": "upper"}.get(g["on"])
+    what = g["metric"] if bound is None else (
+        f"{g['metric']} ({'Wilson' if table.interval == 'wilson' else 'bootstrap'} 95% {bound} bound)")
     verdict = "PASS" if g["passed"] else "FAIL"
-    line = (f"gate: {what} = {100 * g['value']:.1f}% vs min {100 * g['threshold']:.1f}% -> {verdict} "
-            f"(margin {100 * g['margin']:+.1f} pts)")
+    if table.gate == "min":
+        line = (f"gate: {what} = {pct(g['value'])}% vs {kind} {pct(g['threshold'])}% -> {verdict} "
+                f"(margin {100 * g['margin']:+.1f} pts)")
+    else:
+        line = (f"gate: {what} = {num(g['value'])} vs {kind} {num(g['threshold'])} -> {verdict} "
+                f"(margin {num(g['margin'], signed=True)})")
     check = g.get("check")
     if check is not None:
         line += ("; recomputed from predictions.npz" if check["verified"]

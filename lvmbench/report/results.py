@@ -13,22 +13,13 @@ import numpy as np
 import lvmbench
 from lvmbench.errors import UsageError
 from lvmbench.io import read_json
+from lvmbench.runtime import cpu_name
 
 SCHEMA_VERSION = 1
 
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git() -> dict[str, Any]:
@@ -60,7 +51,7 @@ def env_info(device: str = "cpu") -> dict[str, Any]:
         "faiss_threads": faiss.omp_get_max_threads(),
         "device": device,
         "cuda": torch.version.cuda,
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "platform": platform.platform(),
         "git": _git(),
     }

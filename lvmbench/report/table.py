@@ -36,7 +36,7 @@ def table_rows(results: dict[str, Any], ks: list[int]) -> tuple[list[str], list[
     same ranks); it gets one row, the model's, so no predictor is listed twice.
     """
     headers = (["predictor"] + [f"Hit@{k} %" for k in ks]
-               + ["Hit@5 95% CI", "MRR", "mean cos", "margin", "lift Hit@5 (pts)"])
+               + ["Hit@5 95% CI", "MRR", "CA", "PAR", "mean cos", "margin", "lift Hit@5 (pts)"])
     best = results.get("best_baseline", {}).get("hit@5")
     entries = []
     model = results.get("model", {}).get("name")
@@ -51,8 +51,8 @@ def table_rows(results: dict[str, Any], ks: list[int]) -> tuple[list[str], list[
         rows.append(
             [name]
             + [pct(m[f"hit@{k}"]) for k in ks]
-            + [interval(lo, hi), num(m["mrr"]), num(m["mean_cos"]), num(m["margin"], signed=True),
-               pts(None if best is None else m["hit@5"] - best)]
+            + [interval(lo, hi), num(m["mrr"]), num(m.get("ca")), num(m.get("par"), 2), num(m["mean_cos"]),
+               num(m["margin"], signed=True), pts(None if best is None else m["hit@5"] - best)]
         )
     return headers, rows
 
@@ -82,11 +82,7 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
         lines += ["", f"{results['model']['name']} with context vectors left in the pool: "
                   + ", ".join(f"Hit@{k} {pct(mc[f'hit@{k}'])}%" for k in ks) + f", MRR {mc['mrr']:.3f}"]
     if results.get("copies"):
-        cp, strict = results["copies"], results["copies"]["metrics_copies_against"]
-        lines += ["", f"copies: {cp['queries']} of {results['metrics']['n_queries']} targets have a bit-identical "
-                  "copy among their candidates, counted as hits; counted against the target instead (as a tool "
-                  "that treats every tie as a loss does): "
-                  + ", ".join(f"Hit@{k} {pct(strict[f'hit@{k}'])}%" for k in ks) + f", MRR {strict['mrr']:.3f}"]
+        lines += ["", _copies_line(results, ks)]
     if results.get("diagnostics"):
         lines += ["", render_direction(results, fmt), ""]
     c = results.get("consistency")
@@ -99,6 +95,18 @@ def render_table(results: dict[str, Any], fmt: str = "simple") -> str:
     if g:
         lines.append(gate_line(g))
     return "\n".join(lines)
+
+
+def _copies_line(results: dict[str, Any], ks: list[int]) -> str:
+    """How many targets have a bit-identical copy among their candidates, and what counting it against them gives."""
+    cp, strict, m = results["copies"], results["copies"]["metrics_copies_against"], results["metrics"]
+    head = (f"copies: {cp['queries']} of {m['n_queries']} targets have a bit-identical copy among their candidates, "
+            "counted as hits")
+    keys = [f"hit@{k}" for k in ks] + ["mrr"]
+    if all(strict[k] == m[k] for k in keys):
+        return head + "; counting them against the target instead changes no Hit@K or MRR"
+    return (head + "; counted against the target instead (as a tool that treats every tie as a loss does): "
+            + ", ".join(f"Hit@{k} {pct(strict[f'hit@{k}'])}%" for k in ks) + f", MRR {strict['mrr']:.3f}")
 
 
 def render_direction(results: dict[str, Any], fmt: str = "simple") -> str:

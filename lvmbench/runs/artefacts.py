@@ -107,6 +107,23 @@ def run_status(results: dict[str, Any]) -> dict[str, Any]:
     return {"status": "inconsistent" if problems else "complete", "status_detail": "; ".join(problems) or None}
 
 
+def _has_policy(g: Any) -> bool:
+    """Whether the recipe's [gate] names more than its one threshold."""
+    return bool(g.thresholds or g.benchmark or g.against or g.max_p95_ms)
+
+
+def _policy_verdict(run_dir: Path, g: Any, log: Log) -> None:
+    """The recipe's whole gate policy on the finished run, printed (a run's exit code never depends on it)."""
+    from lvmbench.errors import LvmbenchError
+    from lvmbench.report.policy import from_recipe_gate
+    from lvmbench.report.verdict import evaluate, render
+
+    try:
+        log(render(evaluate(from_recipe_gate(g), run_dir)))
+    except LvmbenchError as exc:
+        log(f"gate: the recipe's policy could not be evaluated ({exc})")
+
+
 def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray], recipe: Recipe, log: Log) -> int:
     """Gate, write predictions.npz, results.json and report.md, print the table; exit 3 on inconsistency."""
     g = recipe.gate
@@ -119,6 +136,8 @@ def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray]
     log(table)
     log(f"artefacts in {run_dir}")
     workdir.mark_complete(run_dir)  # every file is written: gate, compare and eval may read it now
+    if results["status"] == "complete" and _has_policy(g):
+        _policy_verdict(run_dir, g, log)
     if not results["consistency"]["ok"]:
         raise IntegrityError(
             f"{run_dir}: training-time Hit@K and FAISS retrieval disagree on "

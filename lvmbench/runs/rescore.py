@@ -26,7 +26,7 @@ from lvmbench.train.checkpoint import BEST, load_checkpoint
 Log = Callable[[str], None]
 
 
-def _checked(path: Path, model: str | None) -> dict[str, Any]:
+def checked_checkpoint(path: Path, model: str | None) -> dict[str, Any]:
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt["model"], str):
         raise CheckpointError(f"{path}: unknown model {ckpt['model']!r} in checkpoint")
@@ -40,7 +40,6 @@ def _checked(path: Path, model: str | None) -> dict[str, Any]:
     return ckpt
 
 
-@scoped
 def recorded_dataset(ckpt: dict[str, Any], path: Path, data: str | None, log: Log) -> ChainStore:
     """The dataset the checkpoint was trained on: ``--data`` when given, else its recorded path, sha256-checked.
 
@@ -63,6 +62,7 @@ def recorded_dataset(ckpt: dict[str, Any], path: Path, data: str | None, log: Lo
     return store
 
 
+@scoped
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
     split: str, overwrite: bool, log: Log = print,
@@ -81,11 +81,11 @@ def evaluate_checkpoint(
         path = path / BEST
     if path.parent.is_dir():
         workdir.check_finished(path.parent, "eval")  # a run another command is writing, or one that failed
-    ckpt = _checked(path, model)
+    ckpt = checked_checkpoint(path, model)
     name = ckpt["model"]
     recipe = apply_overrides(recipe_from_dict(ckpt["recipe"], path), recipe_overrides)
     check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(path))
-    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    check_recipe_gate(recipe.gate)
     configure_threads(recipe)
     store = recorded_dataset(ckpt, path, data, log)
     if store.dim != ckpt["dim"]:

@@ -39,7 +39,7 @@ def prepare_run(names: list[str], recipe: Recipe, data: str | None,
     """What every training run checks and loads before it writes anything."""
     for name in names:
         registry.get_entry(name)  # unknown model: refused before any work
-    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    check_recipe_gate(recipe.gate)
     configure_threads(recipe)
     store = resolve_data(data, log)
     prep = prepare(store, recipe)

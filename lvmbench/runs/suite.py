@@ -200,7 +200,7 @@ def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, o
     distributed.refuse_series("suite run")
     name = recipe.model.name
     registry.get_entry(name)
-    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    check_recipe_gate(recipe.gate)
     configure_threads(recipe)
     device = resolve_device(recipe.train.device)
     selected = suite_tasks(root, tasks)

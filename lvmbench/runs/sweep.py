@@ -234,7 +234,7 @@ def sweep(
     registry.get_entry(name)
     if not contexts:
         raise UsageError("sweep needs at least one context length")
-    check_recipe_gate(recipe.gate.metric, recipe.gate.min)
+    check_recipe_gate(recipe.gate)
     configure_threads(recipe)
     store = resolve_data(data, log)
     recipes = point_recipes(apply_dataset_settings(recipe, store), contexts)
