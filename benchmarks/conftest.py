@@ -6,14 +6,26 @@
   process may use); the count is recorded in each benchmark's ``extra_info``
   and in the saved file's ``machine_info``.
 * ``--benchmark-compare-fail`` with nothing saved to compare against fails at
-  the start of the session instead of after the whole suite has run.
+  the start of the session instead of after the whole suite has run, and so
+  does one whose saved run was taken on a busy machine (its 1-minute load
+  average above the cores it had, recorded in the file's ``lvmbench``
+  section): inflated saved times would hide a slowdown.
+* The table defaults fit a terminal and pair each benchmark with its saved
+  run: grouped by test name (each group is the saved row and NOW, so the
+  ratio column compares the two), short names, columns min / median / max /
+  rounds; any ``--benchmark-*`` display flag given overrides them.
+* ``--bench-plant-slowdown NAME`` runs the benchmarks whose name contains NAME
+  twice per round: a self-test showing that the documented regression rule
+  (``--benchmark-compare-fail=min:30%``) exits 1 on a 2x slowdown.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import pytest
 
-from benchmarks._common import available_cores, environment, set_threads
+from benchmarks._common import available_cores, environment, load_average, set_threads
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,10 +38,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-threads", type=int, default=None, metavar="N",
         help="torch and FAISS threads for every benchmark (default: all cores available to this process)",
     )
+    group.addoption(
+        "--bench-plant-slowdown", default=None, metavar="NAME",
+        help="a self-test of the regression rule: benchmarks whose name contains NAME do their work twice",
+    )
+
+
+DISPLAY = {"benchmark_group_by": ("group", "name"), "benchmark_sort": ("min", "name"),
+           "benchmark_columns": (None, ["min", "median", "max", "rounds"]), "benchmark_name": ("normal", "short")}
+"""pytest-benchmark's display defaults -> ours: one small table per benchmark, its saved row beside NOW."""
+LOAD_AT_START: list[float] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench_full: a large size, run only with --bench-full")
+    for option, (theirs, ours) in DISPLAY.items():  # before pytest-benchmark reads them (its configure runs last)
+        if getattr(config.option, option, theirs) == theirs:
+            setattr(config.option, option, ours)
+    LOAD_AT_START[:] = load_average()
     # before pytest-benchmark reads machine_info (its pytest_configure runs last)
     set_threads(config.getoption("--bench-threads") or available_cores())
 
@@ -47,12 +73,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     bs = getattr(session.config, "_benchmarksession", None)
-    if bs is not None and bs.compare_fail and not bs.compared_mapping and not bs.disabled:
+    if bs is None or not bs.compare_fail or bs.disabled:
+        return
+    if not bs.compared_mapping:
         raise pytest.UsageError(
             "--benchmark-compare-fail needs a saved run to compare against, and none was found in "
             f"{bs.storage}. Save one first (python -m pytest benchmarks --benchmark-autosave) or name a "
             "file with --benchmark-compare=PATH."
         )
+    for path, saved in bs.compared_mapping.items():
+        info = saved.get("lvmbench") or {}
+        loads, cores = info.get("loadavg_start") or [], info.get("cores_available") or available_cores()
+        if loads and loads[0] > cores + 0.5:
+            raise pytest.UsageError(
+                f"{path}: saved on a busy machine (1-minute load average {loads[0]:.1f} on {cores} cores): its "
+                "times are inflated and would hide a slowdown; save again on a quiet machine "
+                "(python -m pytest benchmarks --benchmark-autosave)")
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+    """The load around the run, so a comparison can refuse a saved run that a busy machine inflated."""
+    output_json["lvmbench"] = {"loadavg_start": LOAD_AT_START, "loadavg_end": load_average(),
+                               "cores_available": available_cores()}
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -76,3 +118,40 @@ def bench_threads(pytestconfig: pytest.Config) -> int:
 @pytest.fixture(scope="session")
 def bench_full(pytestconfig: pytest.Config) -> bool:
     return bool(pytestconfig.getoption("--bench-full"))
+
+
+class _Doubled:
+    """The benchmark fixture with every timed function run twice: a planted 2x slowdown."""
+
+    def __init__(self, real: Any):
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_real":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._real, name, value)
+
+    @staticmethod
+    def _twice(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def doubled(*args: Any, **kwargs: Any) -> Any:
+            fn(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+        return doubled
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._real(self._twice(fn), *args, **kwargs)
+
+    def pedantic(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._real.pedantic(self._twice(target), *args, **kwargs)
+
+
+@pytest.fixture
+def benchmark(benchmark: Any, request: pytest.FixtureRequest) -> Any:  # noqa: F811 - wraps pytest-benchmark's own
+    """pytest-benchmark's fixture, doubled for the benchmarks ``--bench-plant-slowdown NAME`` names."""
+    name = request.config.getoption("--bench-plant-slowdown")
+    return _Doubled(benchmark) if name and name in request.node.name else benchmark

@@ -97,6 +97,10 @@ class TrainConfig:
     """torch intra-op threads; 0 keeps torch's default."""
     deterministic: bool = False
     """Opt-in torch.use_deterministic_algorithms(True)."""
+    bucket_by_length: bool = False
+    """Micro-batches of similar context length (shuffle, sort by length, cut, shuffle the batches): a batch is
+    padded only to lengths its samples nearly share.  Every sample is still seen once per epoch, in a seeded
+    order (lvmbench/train/distributed.py, ShardedOrder)."""
     bf16_autocast: bool = False
     """Opt-in: the training forward/backward runs under torch.autocast(bfloat16);
     the loss is taken in float32, and validation and scoring stay float32.
@@ -120,9 +124,9 @@ class EvalConfig:
     instead of only its context (0 = data.context_len; otherwise >= it).
     ``lvmbench sweep`` sets it to the longest context of the sweep, so every
     context length ranks each target among the same candidates."""
-    search_depth: int = 1000
-    """FAISS returns this many neighbours (plus room for excluded ids); a target
-    ranked deeper gets its exact rank from a blockwise matrix product."""
+    search_depth: int = 0
+    """How many results per query the FAISS search returns for the retrieval check (plus room for the
+    excluded window); 0 = max(eval.ks).  Ranks are exact counts over the whole pool whatever it is."""
     tie_tol: float = 1e-5
     bootstrap: int = 1000
     latency_calls: int = 200

@@ -50,9 +50,9 @@ class DegeneratePredictions(IntegrityError):
     ``index`` is the first bad query, ``reason`` what happened to it, ``count`` how many are bad.
     """
 
-    def __init__(self, message: str, index: int = -1, reason: str = "", count: int = 0):
+    def __init__(self, message: str, index: int = -1, reason: str = "", count: int = 0, model: str = ""):
         super().__init__(message)
-        self.index, self.reason, self.count = index, reason, count
+        self.index, self.reason, self.count, self.model = index, reason, count, model
 
 
 class DiskFullError(UsageError):

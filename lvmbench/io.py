@@ -127,7 +127,9 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    """Uncompressed: the arrays are mostly float vectors that deflate by ~10 %, and deflating them cost more
+    than ranking the predictions (0.23 s of a 1.5 s ``score`` on 3,874 queries)."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _json_default(obj: Any) -> Any:

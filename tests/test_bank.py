@@ -101,8 +101,6 @@ def test_eval_with_a_bank_sharded_or_not_gives_the_same_ranks(trained, tiny_stor
     assert sharded["pool"]["shards"] > 2 and flat["pool"]["shards"] == 2 and sharded["pool"]["shard_size"] == 1024
     assert sharded["pool"]["sha256"] == flat["pool"]["sha256"]  # the same pool however it is cut
     assert flat["consistency"]["ok"] and sharded["consistency"]["ok"]
-    # a shallow search depth sends most queries to the shard-by-shard exact count
-    assert sharded["metrics"]["exact_fallback"] > 0
     with np.load(tmp_path / "flat" / "predictions.npz") as a, np.load(tmp_path / "shards" / "predictions.npz") as b:
         for key in ("rank", "rank_with_context", "torch_rank", "rank__copy_last", "rank__random"):
             assert np.array_equal(a[key], b[key]), key
@@ -196,11 +194,10 @@ def test_sharded_torch_and_fallback_ranks_equal_unsharded_with_contexts_across_s
     want = torch_ranks(torch.from_numpy(pred), torch.from_numpy(flat.vectors), queries)
     got = torch_ranks(torch.from_numpy(pred), [(s, torch.from_numpy(v)) for s, v in cut.blocks()], queries)
     assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1], rtol=0, atol=1e-6)
-    for depth in (1000, 3):  # depth 3 sends most queries to the exact count, shard by shard
+    for depth in (1000, 3):  # the retrieved list deep or short; the counts go shard by shard either way
         a, b = faiss_ranks(flat, queries, pred, depth=depth), faiss_ranks(cut, queries, pred, depth=depth)
-        for key in ("rank", "rank_with_context", "ties", "retrieved"):
+        for key in ("rank", "rank_with_context", "ties", "retrieved", "top"):
             assert np.array_equal(getattr(a, key), getattr(b, key)), (depth, key)
-    assert faiss_ranks(cut, queries, pred, depth=3).exact_fallback > 100
 
 
 def test_duplicates_of_the_target_tie_exactly_in_a_blas_sized_batch():

@@ -222,3 +222,38 @@ def test_a_recipe_names_its_gate_policy_and_run_prints_its_verdict(tmp_path, cap
     assert "benchmark 'default' -> FAIL: dataset sha256 differs" in printed  # tiny_store is not python-docs
     rc, text, _ = _gate(capsys, out, "--policy", recipe)
     assert rc == 1 and "benchmark 'default' -> FAIL" in text and "par = " in text
+
+
+def test_cached_baselines_are_identical_to_computed_ones_and_a_tampered_entry_is_recomputed(tiny_store, tmp_path,
+                                                                                           monkeypatch, capsys):
+    from lvmbench.evaluate import baseline_cache
+
+    argv = ["run", "--model", "copy_last", "--data", str(tiny_store.path), *LATENCY]
+    monkeypatch.setenv("LVMBENCH_BASELINE_CACHE", "off")
+    assert main([*argv, "--out", str(tmp_path / "uncached")]) == 0
+    monkeypatch.setenv("LVMBENCH_BASELINE_CACHE", "on")
+    assert main([*argv, "--out", str(tmp_path / "cold")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "warm")]) == 0
+    assert "baselines: 7 reused from the cache" in capsys.readouterr().out
+    runs = {name: (json.loads((tmp_path / name / "results.json").read_text()), np.load(tmp_path / name /
+                                                                                   "predictions.npz"))
+            for name in ("uncached", "cold", "warm")}
+    ref_res, ref_npz = runs["uncached"]
+    for name in ("cold", "warm"):
+        res, npz = runs[name]
+        assert res["baselines"] == ref_res["baselines"] and res["lift_over"] == ref_res["lift_over"]
+        assert res["diagnostics"] == ref_res["diagnostics"]
+        for key in ref_npz.files:
+            if key.startswith(("rank__", "par_pred__")):
+                assert np.array_equal(npz[key], ref_npz[key]), (name, key)
+    # an entry whose bytes no longer match its sha256 (here: one rank flipped) is recomputed, never used
+    (entry,) = baseline_cache.directory().glob("*.npz")
+    z = dict(np.load(entry))
+    z["rank__copy_last"] = z["rank__copy_last"] + 1
+    np.savez(entry, **z)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "after")]) == 0
+    assert "reused from the cache" not in capsys.readouterr().out
+    after = np.load(tmp_path / "after" / "predictions.npz")
+    assert np.array_equal(after["rank__copy_last"], ref_npz["rank__copy_last"])

@@ -81,7 +81,7 @@ def test_a_results_file_without_its_predictions_says_it_is_unverified(scored, tm
     (["--min", "-0.1"], "a fraction in [0, 1]"),
     (["--metric", "median_rank", "--min", "0.5"], "median_rank: is lower-is-better"),
     (["--metric", "n_queries", "--min", "0.5"], "n_queries: is not a rate metric"),
-    (["--metric", "exact_fallback", "--min", "0.5"], "exact_fallback: is not a rate metric"),
+    (["--metric", "queries_with_ties", "--min", "0.5"], "queries_with_ties: is not a rate metric"),
     (["--metric", "mean_percentile_rank", "--min", "0.5"], "mean_percentile_rank: is not a rate metric"),
     (["--metric", "par", "--min", "0.5"], "par: is held against a maximum"),
     (["--metric", "hit@5", "--max", "0.5"], "hit@5: is held against a minimum"),

@@ -18,7 +18,7 @@ from lvmbench.data.samples import context_index, gather_batch, make_samples
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.index import Pool, build_pool
 from lvmbench.evaluate.queries import Queries, make_queries
-from lvmbench.evaluate.ranking import faiss_ranks, torch_ranks
+from lvmbench.evaluate.ranking import exact_ranks, faiss_ranks, torch_ranks
 
 SETTINGS = settings(max_examples=50, deadline=None)
 
@@ -87,6 +87,9 @@ def test_ranks_are_bounded_and_torch_equals_faiss(data, depth):
         t_rank, _ = torch_ranks(torch.from_numpy(pred), torch.from_numpy(pool.vectors), queries, exclude=exclude)
         assert np.array_equal(t_rank, expected)
     assert np.array_equal(fr.rank, brute_force_ranks(pred, pool.vectors, queries))
+    counted = exact_ranks(pool, queries, pred)  # the baselines' way: counting, no retrieved list
+    for key in ("rank", "rank_with_context", "ties", "copies"):
+        assert np.array_equal(getattr(counted, key), getattr(fr, key)), key
 
 
 def brute_force_ranks(pred: np.ndarray, vectors: np.ndarray, queries: Queries) -> np.ndarray:

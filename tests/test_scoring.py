@@ -6,9 +6,9 @@ import torch
 
 from lvmbench.data.gates import unit_vectors
 from lvmbench.data.samples import make_samples
-from lvmbench.evaluate.index import build_pool
+from lvmbench.evaluate.index import build_pool, search
 from lvmbench.evaluate.queries import make_queries
-from lvmbench.evaluate.ranking import faiss_ranks, torch_ranks
+from lvmbench.evaluate.ranking import exact_ranks, faiss_ranks, torch_ranks
 from lvmbench.evaluate.scoring import check_consistency, predict_all
 from lvmbench.models.baselines import CopyLast
 
@@ -83,8 +83,7 @@ def test_copy_last_matches_bruteforce_numpy(tiny_store):
     chains = np.arange(10, 20)
     unit, pool, samples, queries = _setup(tiny_store, chains)
     pred = predict_all(CopyLast(), torch.from_numpy(unit), samples, 100).numpy()
-    fr = faiss_ranks(pool, queries, pred, depth=5)  # shallow depth forces the exact fallback too
-    assert fr.exact_fallback > 0
+    fr = faiss_ranks(pool, queries, pred, depth=5)  # ranks are exact counts, whatever the list's depth
     # brute force: every pool vector, minus the query's own earlier chain vectors
     offsets = tiny_store.offsets
     expected = []
@@ -97,15 +96,23 @@ def test_copy_last_matches_bruteforce_numpy(tiny_store):
     assert np.array_equal(fr.rank, np.array(expected))
 
 
-def test_faiss_and_exact_fallback_agree(tiny_store):
+def test_exact_counts_are_what_a_full_faiss_list_gives(tiny_store):
+    """The ranks (counted) against FAISS's own ordering of every candidate, for random predictions."""
     unit, pool, samples, queries = _setup(tiny_store)
     pred = np.random.default_rng(0).normal(size=(len(samples), unit.shape[1])).astype(np.float32)
     pred /= np.linalg.norm(pred, axis=1, keepdims=True)
-    deep = faiss_ranks(pool, queries, pred, depth=pool.size)
+    deep = faiss_ranks(pool, queries, pred, depth=pool.size)  # the whole pool returned, per-pair scored
+    scores, ids = search(pool, pred, pool.size)
+    for i in range(len(queries)):
+        keep = ~((ids[i] >= queries.excl_lo[i]) & (ids[i] < queries.excl_hi[i]))
+        t = np.flatnonzero(ids[i] == queries.target_pos[i])[0]
+        at_least = (scores[i] >= scores[i, t]) & keep & (ids[i] != queries.target_pos[i])
+        assert deep.rank[i] == 1 + at_least.sum() - deep.copies[i], i
+    counted = exact_ranks(pool, queries, pred)  # how baselines are ranked: no top-k list at all
+    for key in ("rank", "rank_with_context", "ties", "copies"):
+        assert np.array_equal(getattr(counted, key), getattr(deep, key)), key
     shallow = faiss_ranks(pool, queries, pred, depth=3)
-    assert deep.exact_fallback == 0 and shallow.exact_fallback > 0
-    assert np.array_equal(deep.rank, shallow.rank)
-    assert np.array_equal(deep.rank_with_context, shallow.rank_with_context)
+    assert np.array_equal(shallow.rank, deep.rank) and np.array_equal(shallow.rank_with_context, deep.rank_with_context)
 
 
 def test_consistency_check_passes_and_catches_a_planted_mismatch(tiny_store):
@@ -136,3 +143,25 @@ def test_target_must_be_in_pool(tiny_store):
     other = make_samples(tiny_store.offsets, np.array([7]), 1)
     with pytest.raises(AssertionError, match="not in the test pool"):
         make_queries(other, pool, 100)
+
+
+def test_the_listed_torch_check_agrees_on_hit_at_k_and_catches_a_candidate_faiss_left_out(tiny_store):
+    """Large pools are re-ranked by torch over FAISS's lists plus a random probe, not a second full pass."""
+    from lvmbench.evaluate.ranking import torch_ranks_listed
+
+    unit, pool, samples, queries = _setup(tiny_store)
+    pred = predict_all(CopyLast(), torch.from_numpy(unit), samples, 100)
+    fr = faiss_ranks(pool, queries, pred.numpy(), depth=10)
+    rank, gap, missed = torch_ranks_listed(pred, pool, queries, fr.returned, probe=512)
+    assert missed == 0
+    ok = check_consistency(rank, gap, fr.retrieved, [1, 5, 10])
+    assert ok["ok"]
+    for k in (1, 5, 10):  # wherever the target is within K, the listed ranks say so exactly
+        assert np.array_equal(rank <= k, fr.rank <= k)
+    # FAISS "forgets" each query's best non-excluded candidate: a probe of the whole pool finds every one
+    returned = fr.returned.copy()
+    for i in range(len(queries)):
+        first = fr.top[i, 0]
+        returned[i][returned[i] == first] = -1
+    _, _, missed = torch_ranks_listed(pred, pool, queries, returned, probe=pool.size)
+    assert missed >= len(queries) * 0.9

@@ -20,6 +20,10 @@ Targets:
   memory     a chain store costs its unique vectors + a sample index, never N x T x D
   memory-1m  scoring against a 1M x 768 float32 pool peaks below 1.5 x the pool's bytes
   precision  bf16 autocast, torch.compile and 1 vs 2 threads for memory_gru and transformer steps (speed only)
+  useful     useful-FLOP rate of memory_gru and transformer training steps (recipe defaults) >= 40 % of bf16 peak
+  score      lvmbench score / numpy + IndexFlatIP pipeline on git-manual: <= 1.5 baseline cache warm, <= 3 cold
+  search     lvmbench's exact search / IndexFlatIP.search at equal k (10, 110, 1100), pool 3,936: <= 1.2
+  rerank-1m  torch consistency re-rank / FAISS search, 4k queries x 1M x 384: <= 0.5 (not in 'all'; ~3 GB)
   bank       lvmbench's scoring path (load_bank, build_pool, score_predictions, torch_ranks) for
              --bank-queries queries against a --bank-n x --bank-dim float32 unit bank written to
              --workdir (reused when present), once per --shard-sizes value in a fresh process:
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from benchmarks._common import available_cores, environment, load_average, set_threads
-from benchmarks.targets import bank, bank_ann, flat, memory, memory_1m, precision, scoring, train
+from benchmarks.targets import bank, bank_ann, flat, memory, memory_1m, precision, scoring, speed, train
 from benchmarks.targets.common import BANK_SHARD_SIZES, Log, Result
 
 RunTarget = Callable[[argparse.Namespace, int, Log], list[Result]]
@@ -54,6 +58,10 @@ TARGETS: dict[str, Target] = {  # in --help's order; adding a target: its module
     "train": Target(train.run, True),
     "memory": Target(memory.run, True),
     "precision": Target(precision.run, True),
+    "useful": Target(speed.run_useful, True),
+    "score": Target(speed.run_score, True),
+    "search": Target(speed.run_small_search, True),
+    "rerank-1m": Target(speed.run_rerank_1m, False),
     "memory-1m": Target(memory_1m.run, False),
     "bank": Target(bank.run, False),
     "bank-ann": Target(bank_ann.run, False),

@@ -103,18 +103,27 @@ def summary(rows: dict[str, dict[str, Any]], offsets: tuple[int, ...] = OFFSETS)
 __all__ = ["OFFSETS", "direction", "references", "summary"]
 
 
-def context_max_cos(vectors: np.ndarray, unit: np.ndarray, context_rows: np.ndarray, block: int = 256) -> np.ndarray:
-    """``[n]``: each row's largest cosine to its own query's context vectors (the terms of PAR).
+def context_max_cos(vectors: np.ndarray, unit: np.ndarray, target: np.ndarray, context_len: int,
+                    chain_start: np.ndarray) -> np.ndarray:
+    """``[n]``: each row's largest cosine to its own query's context (the terms of PAR).
 
-    ``context_rows`` is ``[n, T]`` global rows, -1 padded; every query has at
-    least one context vector.  Blocks of ``block`` queries keep the gathered
-    contexts near ``block x T x D`` floats.
+    A query's context is the up-to-``context_len`` rows before its target in
+    its chain, one contiguous range; queries of one chain share most of it,
+    so each chain's queries are scored against that chain's rows in one
+    matrix product (no ``[n, T, D]`` gather) and each row keeps the maximum
+    over its own range.
     """
-    out = np.empty(len(vectors), dtype=np.float64)
-    for s in range(0, len(vectors), block):
-        rows = context_rows[s : s + block]
-        ctx = unit[np.maximum(rows, 0)]  # [b, T, D]; padding masked below
-        cos = np.einsum("btd,bd->bt", ctx, vectors[s : s + block]).astype(np.float64)
-        out[s : s + block] = np.where(rows >= 0, cos, -np.inf).max(axis=1)
+    target = np.asarray(target, dtype=np.int64)
+    lo = np.maximum(target - context_len, chain_start)
+    out = np.empty(len(target), dtype=np.float64)
+    order = np.argsort(chain_start, kind="stable")
+    bounds = np.flatnonzero(np.diff(chain_start[order])) + 1
+    for group in np.split(order, bounds):
+        if not len(group):
+            continue
+        a, b = int(lo[group].min()), int(target[group].max())
+        scores = (vectors[group] @ unit[a:b].T).astype(np.float64)  # [queries of the chain, its rows]
+        cols = np.arange(a, b)[None, :]
+        inside = (cols >= lo[group][:, None]) & (cols < target[group][:, None])
+        out[group] = np.where(inside, scores, -np.inf).max(axis=1)
     return out
-

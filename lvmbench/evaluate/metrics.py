@@ -16,6 +16,7 @@ Each query has exactly one relevant item (its true next vector), so:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -61,15 +62,27 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (lo, hi)
 
 
+@functools.lru_cache(maxsize=4)
+def _resamples(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """The seeded resamples as weights ``[n_resamples, n]``: how often each query is drawn, over n.
+
+    Drawn once per (n, resamples, seed) and shared by every interval of a
+    run - every metric, predictor and split resamples the same queries - so
+    an interval is one matrix-vector product instead of a gather per
+    resample.  The draw is the one ``rng.integers(0, n, (n_resamples, n))``
+    makes; the means equal ``v[idx].mean(axis=1)`` up to the order of the sum.
+    """
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    counts = np.bincount((idx + np.arange(n_resamples)[:, None] * n).ravel(), minlength=n_resamples * n)
+    w = counts.reshape(n_resamples, n).astype(np.float64) / n
+    w.setflags(write=False)
+    return w
+
+
 def bootstrap_means(values: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """The means of ``n_resamples`` seeded resamples (with replacement) of ``values``."""
     v = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    for i in range(0, n_resamples, 100):  # chunks keep memory at 100 x n
-        m = min(100, n_resamples - i)
-        means[i : i + m] = v[rng.integers(0, len(v), size=(m, len(v)))].mean(axis=1)
-    return means
+    return _resamples(len(v), n_resamples, seed) @ v
 
 
 def bootstrap_mean_ci(
@@ -113,13 +126,9 @@ def bootstrap_ratio_ci(num: np.ndarray, den: np.ndarray, n_resamples: int = 1000
     a, b = np.asarray(num, np.float64), np.asarray(den, np.float64)
     if len(a) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    ratios = np.empty(n_resamples)
-    for i in range(0, n_resamples, 100):
-        m = min(100, n_resamples - i)
-        idx = rng.integers(0, len(a), size=(m, len(a)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios[i : i + m] = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    w = _resamples(len(a), n_resamples, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (w @ a) / (w @ b)
     alpha = (1.0 - level) / 2
     return (float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha)))
 

@@ -29,6 +29,7 @@ class Queries:
     excl_hi: np.ndarray  # int64 [n] one past the last excluded position (lo == hi: none)
     context_rows: np.ndarray  # int64 [n, T] global context rows, -1 padded
     copies: TargetCopies | None = None  # candidates bit-identical to a target (None: not looked up yet)
+    context_len: int = 0  # the model's context (PAR's window); 0: the width of context_rows
     _true_max: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -36,15 +37,21 @@ class Queries:
 
     def subset(self, keep: np.ndarray) -> "Queries":
         return Queries(self.samples.subset(keep), self.target_pos[keep], self.excl_lo[keep], self.excl_hi[keep],
-                       self.context_rows[keep], None if self.copies is None else self.copies.subset(keep))
+                       self.context_rows[keep], None if self.copies is None else self.copies.subset(keep),
+                       self.context_len)
 
     def candidates(self, exclude: bool, pool_size: int) -> np.ndarray:
         return pool_size - (self.excl_hi - self.excl_lo if exclude else 0)
 
+    def context_max(self, vectors: np.ndarray, unit: np.ndarray) -> np.ndarray:
+        """Each row of ``vectors``' largest cosine to its own query's context (PAR's terms)."""
+        width = self.context_len or self.context_rows.shape[1]
+        return context_max_cos(vectors, unit, self.samples.target, width, self.samples.start)
+
     def true_context_max(self, unit: np.ndarray) -> np.ndarray:
         """Each target's largest cosine to its own context: PAR's denominator, the same for every predictor."""
         if self._true_max is None:
-            self._true_max = context_max_cos(unit[self.samples.target], unit, self.context_rows)
+            self._true_max = self.context_max(unit[self.samples.target], unit)
         return self._true_max
 
 

@@ -74,6 +74,78 @@ def torch_ranks(
     return (1 + count).cpu().numpy(), gap.cpu().numpy()
 
 
+LISTED_ABOVE = 65_536
+"""Pools above this many candidates are re-ranked by torch over FAISS's returned lists plus a random probe
+(:func:`torch_ranks_listed`), not over every candidate: a second full pass would cost more than the search
+it checks."""
+
+
+@torch.no_grad()
+def torch_ranks_listed(pred: torch.Tensor, pool: Pool, queries: Queries, returned: np.ndarray,
+                       exclude: bool = True, probe: int = 4096, block: int = 256,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """The training loop's ranks over the candidates FAISS returned, and a random probe of the rest.
+
+    Torch scores each query's returned candidates and its target with its
+    own arithmetic and counts, by the tie rule, those at or above the target:
+    for a target inside the list this is its rank, and for one beyond it at
+    least the list's length, which is all the Hit@K check needs.  FAISS could
+    still have left out a candidate that belongs in the list; every query
+    block also scores ``probe`` seeded random candidates, and one that is not
+    in a query's list but scores above the list's lowest score (by more than
+    a rounding difference) is counted as missed (and, if it beats the target,
+    in the rank).  Returns (ranks, gaps to the nearest scored competitor,
+    candidates missed).
+    """
+    copies = copies_in(queries, list(pool.blocks()))
+    n, dev = len(queries), pred.device
+    rank, gap, missed = np.zeros(n, np.int64), np.zeros(n, np.float64), 0
+    rng = np.random.default_rng(seed)
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        ids = returned[s:e]
+        p = pred[s:e]
+        cand = torch.from_numpy(pool.rows(np.maximum(ids, 0).ravel()).reshape(len(ids), ids.shape[1], -1)).to(dev)
+        tvec = torch.from_numpy(pool.rows(queries.target_pos[s:e])).to(dev)
+        ts = (p * tvec).sum(dim=1, keepdim=True)
+        scores = torch.bmm(cand, p[:, :, None])[:, :, 0]
+        listed = (ids >= 0) & ~copies.mask(s, ids) & (ids != queries.target_pos[s:e, None])
+        if exclude:
+            listed &= ~((ids >= queries.excl_lo[s:e, None]) & (ids < queries.excl_hi[s:e, None]))
+        d = torch.where(torch.from_numpy(listed).to(dev), scores - ts, torch.tensor(float("-inf"), device=dev))
+        count = (~(d < 0)).sum(dim=1)
+        gap[s:e] = d.abs().nan_to_num(nan=float("inf")).min(dim=1).values.double().cpu().numpy()
+        if probe and pool.size > ids.shape[1]:
+            extra, lost = _probe(pred[s:e], pool, queries, ids, scores, ts, exclude, copies, s,
+                                 rng.choice(pool.size, size=min(probe, pool.size), replace=False))
+            count += extra
+            missed += lost
+        rank[s:e] = 1 + count.cpu().numpy()
+    return rank, gap, missed
+
+
+def _probe(p: torch.Tensor, pool: Pool, queries: Queries, ids: np.ndarray, scores: torch.Tensor, ts: torch.Tensor,
+           exclude: bool, copies: TargetCopies, first: int, positions: np.ndarray) -> tuple[torch.Tensor, int]:
+    """Random candidates FAISS did not return that score above a query's lowest returned one: missed."""
+    dev = p.device
+    vecs = torch.from_numpy(pool.rows(positions)).to(dev)
+    sc = p @ vecs.T  # [b, m]
+    pos = np.broadcast_to(positions[None, :], (len(ids), len(positions)))
+    rival = ~np.isin(pos + np.arange(len(ids))[:, None] * pool.size, ids + np.arange(len(ids))[:, None] * pool.size)
+    rival &= pos != queries.target_pos[first : first + len(ids), None]
+    rival &= ~copies.mask(first, pos)
+    if exclude:
+        rival &= ~((pos >= queries.excl_lo[first : first + len(ids), None])
+                   & (pos < queries.excl_hi[first : first + len(ids), None]))
+    # a top-k list leaves out only candidates scoring at most its lowest entry (whatever that entry is)
+    lowest = torch.where(torch.from_numpy(ids >= 0).to(dev), scores, torch.tensor(float("inf"), device=dev))
+    lowest = lowest.min(dim=1).values[:, None]
+    rival_t = torch.from_numpy(rival).to(dev)
+    lost = (sc > lowest + RESCORE_TOL) & rival_t
+    above = (~(sc < ts)) & rival_t
+    return above.sum(dim=1), int(lost.sum())
+
+
 def _mask_target_and_copies(d: torch.Tensor, target_pos: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
                             start: int, end: int) -> None:
     """-inf at each query's own target and its copies in this shard: neither competes with the target."""
@@ -137,75 +209,75 @@ def _by_shard(
 class FaissRanks:
     rank: np.ndarray  # 1 + #(non-excluded candidates, copies aside, scoring >= the target), the tie rule
     rank_with_context: np.ndarray  # the same with nothing excluded
-    retrieved: np.ndarray  # 1-based position of the target in the returned list, excluded ids and copies
-    # dropped (0 = not returned)
+    retrieved: np.ndarray  # 1-based position of the target in FAISS's returned list, excluded ids and copies
+    # dropped (0 = not in it)
     ties: np.ndarray  # non-excluded candidates of another vector scoring exactly the target's score
-    exact_fallback: int  # queries whose rank needed the blockwise exact count
-    depth: int
+    depth: int  # results FAISS returned per query (0: no list, ranks only)
     top: np.ndarray  # int64 [n, <= keep] pool positions of the first non-excluded results (-1: none)
     copies: np.ndarray  # non-excluded candidates bit-identical to the target (as good a hit as it)
+    returned: np.ndarray | None = None  # int64 [n, depth] every pool position FAISS returned (-1 pads)
 
 
 def faiss_ranks(
-    pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 1000, block: int = 1024, keep: int = 10
+    pool: Pool, queries: Queries, pred: np.ndarray, depth: int = 10, block: int = 1024, keep: int = 10
 ) -> FaissRanks:
-    """Ranks from FAISS exact search (:func:`lvmbench.evaluate.index.search`), by the tie rule.
+    """Exact ranks by the tie rule, and FAISS's retrieved list (:func:`lvmbench.evaluate.index.search`).
 
-    The search returns ``depth`` neighbours plus room for the excluded context.
-    A target found there, with every candidate that could tie or beat it, gets
-    its rank from the returned scores; any other (rare for a useful model)
-    gets an exact count from a blockwise matrix product against the pool.
-    Queries are searched in groups of up to ~16M result entries (rather than
-    blocks of 1,024), so a sharded or memory-mapped pool is streamed through
-    once per group.
+    The ranks are exact counts (:func:`exact_ranks`): every candidate is
+    scored, blockwise, and those within a rounding difference of the target
+    are compared by FAISS's per-pair scores.  The index is then searched for
+    the top ``max(depth, keep)`` results per query plus room for the excluded
+    window; ``retrieved`` is the target's place in that list, what the
+    consistency check holds against the training loop's ranks.  A deep top-k
+    list is never needed for a rank, and it was most of the cost.
+    Queries are searched in groups of up to ~16M result entries, so a sharded
+    or memory-mapped pool is streamed through once per group.
     """
     n, size = len(queries), pool.size
-    copies = copies_in(queries, list(pool.blocks()))
+    out = exact_ranks(pool, queries, pred)
     n_excl = queries.excl_hi - queries.excl_lo
-    k = int(min(size, depth + (n_excl.max() if n else 0)))
-    out = FaissRanks(*(np.zeros(n, dtype=np.int64) for _ in range(4)), 0, k,
-                     np.full((n, min(keep, k)), -1, dtype=np.int64),
-                     copies.per_query(n, queries.excl_lo, queries.excl_hi))
-    pending: list[np.ndarray] = []
+    k = int(min(size, max(depth, keep) + (n_excl.max() if n else 0)))
+    out.depth, out.top = k, np.full((n, min(keep, k)), -1, dtype=np.int64)
+    out.returned = np.full((n, k), -1, dtype=np.int64)
+    copies = copies_in(queries, list(pool.blocks()))
     group = max(block, (1 << 24) // max(k, 1))
     for g in range(0, n, group):
         g_scores, g_ids = search(pool, pred[g : g + group], k)
         for s in range(g, min(g + group, n), block):
             e = min(s + block, n)
-            todo = _rank_block(out, s, e, g_scores[s - g : e - g], g_ids[s - g : e - g], queries, copies,
-                               complete_list=k == size)
-            pending.append(todo + s)
-    todo = np.concatenate(pending) if pending else np.empty(0, dtype=np.int64)
-    if len(todo):
-        _exact_counts(pool, queries, copies, pred, todo, out)
-    out.exact_fallback = int(len(todo))
+            _retrieved_block(out, s, e, g_ids[s - g : e - g], queries, copies)
+        out.returned[g : g + group] = g_ids
     return out
 
 
-def _rank_block(out: FaissRanks, s: int, e: int, scores: np.ndarray, ids: np.ndarray, queries: Queries,
-                copies: TargetCopies, complete_list: bool) -> np.ndarray:
-    """Fill queries ``s:e`` of ``out`` from their returned lists; the indices (from s) that need an exact count."""
+def exact_ranks(pool: Pool, queries: Queries, pred: np.ndarray) -> FaissRanks:
+    """Every query's rank by counting, without a retrieved list (``retrieved`` 0, ``top`` -1, ``depth`` 0).
+
+    One blockwise matrix product per query block; candidates near the
+    target are compared by their per-pair scores, as a returned list
+    compares them, so these are the ranks a full flat search gives.
+    """
+    n = len(queries)
+    copies = copies_in(queries, list(pool.blocks()))
+    out = FaissRanks(*(np.zeros(n, dtype=np.int64) for _ in range(4)), 0, np.full((n, 0), -1, dtype=np.int64),
+                     copies.per_query(n, queries.excl_lo, queries.excl_hi))
+    if n:
+        _exact_counts(pool, queries, copies, pred, np.arange(n), out)
+    return out
+
+
+def _retrieved_block(out: FaissRanks, s: int, e: int, ids: np.ndarray, queries: Queries,
+                     copies: TargetCopies) -> None:
+    """Queries ``s:e``: the target's 1-based place in the returned list (excluded ids and copies dropped)."""
     rows = np.arange(e - s)
-    tpos = queries.target_pos[s:e]
     lo, hi = queries.excl_lo[s:e, None], queries.excl_hi[s:e, None]
     excluded = (ids >= lo) & (ids < hi)
-    found = ids == tpos[:, None]
+    found = ids == queries.target_pos[s:e, None]
     copy = copies.mask(s, ids)
     has = found.any(axis=1)
-    col = found.argmax(axis=1)
-    ts = scores[rows, col][:, None]
-    # complete = every candidate that could tie or beat the target was returned (the list's
-    # last score is below the target's by more than a BLAS/per-pair rounding difference)
-    complete = has & (complete_list | (scores[:, -1] < ts[:, 0] - RESCORE_TOL))
-    rival = ~found & ~copy & (ids >= 0)
-    at_least = ~(scores < ts) & rival  # >= the target's score, or NaN: never a win for the target
-    out.rank[s:e] = 1 + (at_least & ~excluded).sum(axis=1)
-    out.rank_with_context[s:e] = 1 + at_least.sum(axis=1)
-    out.ties[s:e] = ((scores == ts) & rival & ~excluded).sum(axis=1)
     before = np.cumsum(~excluded & ~copy, axis=1)  # 1-based position among non-excluded, non-copy results
-    out.retrieved[s:e] = np.where(has, before[rows, col], 0)
+    out.retrieved[s:e] = np.where(has, before[rows, found.argmax(axis=1)], 0)
     out.top[s:e] = first_kept(ids, excluded, out.top.shape[1])
-    return np.flatnonzero(~complete)
 
 
 def first_kept(ids: np.ndarray, excluded: np.ndarray, keep: int) -> np.ndarray:
@@ -216,12 +288,15 @@ def first_kept(ids: np.ndarray, excluded: np.ndarray, keep: int) -> np.ndarray:
 
 def _exact_counts(pool: Pool, queries: Queries, copies: TargetCopies, pred: np.ndarray, todo: np.ndarray,
                   out: FaissRanks) -> None:
-    """Exact rank by brute force, shard by shard, for the queries the top-k did not settle.
+    """Exact rank by counting, shard by shard, for the queries ``todo``.
 
     A BLAS product may score a pair a few ulps away from the per-pair kernel
-    that scored the returned lists, and under the tie rule an ulp decides a
+    that scores the returned lists, and under the tie rule an ulp decides a
     tie; so candidates within ``RESCORE_TOL`` of the target are compared by
-    their per-pair scores, exactly as a returned list compares them.
+    their per-pair scores, exactly as a returned list compares them.  Every
+    other candidate is counted from one comparison of the block, and the
+    excluded window's share is taken from a running sum of that comparison,
+    so no block-sized mask is built beyond it.
     """
     p = np.ascontiguousarray(pred[todo], dtype=np.float32)
     tpos, lo, hi = queries.target_pos[todo], queries.excl_lo[todo], queries.excl_hi[todo]
@@ -230,41 +305,39 @@ def _exact_counts(pool: Pool, queries: Queries, copies: TargetCopies, pred: np.n
     counts = np.zeros((3, len(todo)), dtype=np.int64)  # at least (excluded left out), at least (all), ties
 
     def visit(s: int, e: int, j: int, scores: np.ndarray, ts: np.ndarray) -> None:
-        start = int(pool.starts[j])
-        end = start + len(pool.shards[j])
-        rival = np.ones(scores.shape, dtype=bool)
+        start, width = int(pool.starts[j]), scores.shape[1]
+        d = np.subtract(scores, ts[:, None], out=scores)  # in place: the product is not used again
+        above = ~(d < 0)  # >= the target's score, or NaN: never a win for the target
+        total = np.count_nonzero(above, axis=1)
+        lo_b, hi_b = np.clip(lo[s:e] - start, 0, width), np.clip(hi[s:e] - start, 0, width)
+        excl = np.zeros(e - s, dtype=np.int64)
+        for i in np.flatnonzero(hi_b > lo_b):
+            excl[i] = np.count_nonzero(above[i, lo_b[i] : hi_b[i]])
+        r, c = np.nonzero(np.abs(d, out=d) <= RESCORE_TOL)
+        # near the target's score (the target, its copies, rare rivals): decided by the per-pair scores, as a
+        # returned list decides; the target and its copies are no rivals at all
         qs, ps = sub.in_range(s, e)
-        for q, pos in ((np.arange(e - s), tpos[s:e]), (qs, ps)):  # the target and its copies are no rivals
-            inside = (pos >= start) & (pos < end)
-            rival[q[inside], pos[inside] - start] = False
-        at_least, equal = _near_rescored(scores, ts, t_pair[s:e], p[s:e], pool.shards[j])
-        at_least &= rival
-        equal &= rival
-        counts[1, s:e] += at_least.sum(axis=1)
-        lo_b, hi_b = lo[s:e], hi[s:e]
-        if bool(((lo_b < end) & (hi_b > start) & (hi_b > lo_b)).any()):
-            pos = np.arange(start, end)[None, :]
-            kept = ~((pos >= lo_b[:, None]) & (pos < hi_b[:, None]))
-            at_least &= kept
-            equal &= kept
-        counts[0, s:e] += at_least.sum(axis=1)
-        counts[2, s:e] += equal.sum(axis=1)
+        mine = _pairs_in(r, c + start, np.concatenate([np.arange(e - s), qs]), np.concatenate([tpos[s:e], ps]))
+        pp = pair_scores(p[s:e][r], pool.shards[j][c]) if len(r) else np.empty(0, np.float32)
+        near_at_least, near_equal = ~(pp < t_pair[s:e][r]), (pp == t_pair[s:e][r]) & ~mine
+        was = above[r, c]
+        fix = np.bincount(r, weights=near_at_least & ~mine, minlength=e - s) - np.bincount(r, weights=was,
+                                                                                               minlength=e - s)
+        in_window = (c + start >= lo[s:e][r]) & (c + start < hi[s:e][r])
+        fix_window = (np.bincount(r[in_window], weights=(near_at_least & ~mine)[in_window], minlength=e - s)
+                      - np.bincount(r[in_window], weights=was[in_window], minlength=e - s))
+        counts[1, s:e] += total + fix.astype(np.int64)
+        counts[0, s:e] += total - excl + (fix - fix_window).astype(np.int64)
+        counts[2, s:e] += np.bincount(r[near_equal & ~in_window], minlength=e - s)
 
-    _by_shard(len(todo), [len(x) for x in pool.shards], pool.starts, tpos, 256,
+    _by_shard(len(todo), [len(x) for x in pool.shards], pool.starts, tpos, 1024,
               lambda s, e, j: p[s:e] @ pool.shards[j].T, visit)
     out.rank[todo] = 1 + counts[0]
     out.rank_with_context[todo] = 1 + counts[1]
     out.ties[todo] = counts[2]
 
 
-def _near_rescored(scores: np.ndarray, ts: np.ndarray, ts_pair: np.ndarray, q: np.ndarray,
-                   shard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(at least the target's score, exactly it) per candidate: BLAS far from the target, per-pair near it."""
-    at_least = ~(scores < ts[:, None])
-    equal = np.zeros(scores.shape, dtype=bool)
-    r, c = np.nonzero(np.abs(scores - ts[:, None]) <= RESCORE_TOL)
-    if len(r):
-        pp = pair_scores(q[r], shard[c])
-        at_least[r, c] = ~(pp < ts_pair[r])
-        equal[r, c] = pp == ts_pair[r]
-    return at_least, equal
+def _pairs_in(r: np.ndarray, c: np.ndarray, qs: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    """bool like ``r``: whether (r[i], c[i]) is one of the pairs (qs, ps) (row, pool position)."""
+    width = int(max(c.max(initial=0), ps.max(initial=0))) + 1
+    return np.isin(r.astype(np.int64) * width + c, qs.astype(np.int64) * width + ps)

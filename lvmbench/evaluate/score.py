@@ -20,16 +20,16 @@ import torch
 
 from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
-from lvmbench.errors import ConfigError, DegeneratePredictions, ModelOutputError
+from lvmbench.errors import ConfigError
 from lvmbench.io import sha256_arrays
 from lvmbench.evaluate import diagnostics, latency
 from lvmbench.evaluate.index import Bank, Pool, build_pool, shard_rows
 from lvmbench.evaluate.queries import Queries, make_queries
-from lvmbench.evaluate.ranking import torch_ranks
-from lvmbench.evaluate.scoring import Scored, check_consistency, predict_all, score_predictions
+from lvmbench.evaluate.ranking import LISTED_ABOVE, torch_ranks, torch_ranks_listed
+from lvmbench.evaluate.baseline_scores import BaselineScore, direction_row, score_baselines
+from lvmbench.evaluate.scoring import Scored, check_consistency, predict_queries, score_vectors, without_exclusion
 from lvmbench.evaluate.stats import paired
 from lvmbench.models import registry
-from lvmbench.models.build import build_model
 from lvmbench.progress import Progress
 
 Log = Callable[[str], None]
@@ -45,7 +45,9 @@ def pool_for(prep: Prepared, recipe: Recipe, split: str, bank: Bank | None = Non
 
 def queries_for(prep: Prepared, recipe: Recipe, split: str, pool: Pool) -> Queries:
     """The split's queries against ``pool``, with the scoring contract's exclusion window."""
-    return make_queries(prep.samples[split], pool, exclusion_len(recipe))
+    q = make_queries(prep.samples[split], pool, exclusion_len(recipe))
+    q.context_len = recipe.data.context_len
+    return q
 
 
 def check_ks(prep: Prepared, recipe: Recipe, split: str, extra: int = 0) -> None:
@@ -61,42 +63,14 @@ def check_ks(prep: Prepared, recipe: Recipe, split: str, extra: int = 0) -> None
         )
 
 
-def without_exclusion(q: Queries) -> Queries:
-    """The same queries with nothing excluded (``eval.exclude_context = false``)."""
-    return Queries(q.samples, q.target_pos, q.excl_lo, q.excl_lo.copy(), q.context_rows)
-
-
-def score_vectors(name: str, pred: np.ndarray, prep: Prepared, recipe: Recipe, pool: Pool, queries: Queries) -> Scored:
-    """FAISS ranks and every metric of ``[n, D]`` unit-vector predictions for ``queries``."""
-    e = recipe.eval
-    q = queries if e.exclude_context else without_exclusion(queries)
-    # score_predictions also fills metrics_with_context from the unfiltered ranks
-    return score_predictions(name, pred, pool, q, prep.unit, e.ks, e.search_depth, e.bootstrap, recipe.seed)
-
-
-def predict_queries(name: str, model: torch.nn.Module, unit_t: torch.Tensor, queries: Queries, recipe: Recipe,
-                    split: str) -> torch.Tensor:
-    """``predict()`` every query; a model whose output cannot be ranked is an integrity failure naming it."""
-    try:
-        return predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
-    except DegeneratePredictions as exc:
-        q = exc.index
-        raise DegeneratePredictions(
-            f"{name}: {split} query {q} (target row {int(queries.samples.target[q])}): {exc.reason}; {exc.count} of "
-            f"{len(queries)} {split} predictions are not finite unit vectors once normalised and would tie every "
-            "candidate, so they cannot be scored", q, exc.reason, exc.count) from None
-    except ModelOutputError as exc:
-        raise ModelOutputError(f"model '{name}': while predicting the {split} queries: {exc}") from None
-
-
 def score_one(
     name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe, unit_t: torch.Tensor,
-    pool: Pool, queries: Queries, split: str = "test",
+    pool: Pool, queries: Queries, split: str = "test", retrieval: bool = True,
 ) -> tuple[Scored, torch.Tensor]:
     """``predict()`` every query with ``model``, then :func:`score_vectors`."""
     pred_t = predict_queries(name, model, unit_t, queries, recipe, split)
     pred = pred_t.cpu().numpy().astype(np.float32)
-    return score_vectors(name, pred, prep, recipe, pool, queries), pred_t
+    return score_vectors(name, pred, prep, recipe, pool, queries, retrieval), pred_t
 
 
 def headline_rank(scored: Scored, recipe: Recipe) -> np.ndarray:
@@ -107,12 +81,20 @@ def consistency(
     pred_t: torch.Tensor, pool: Pool, queries: Queries, scored: Scored, recipe: Recipe, device: torch.device
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The training loop's ranks (torch) against what FAISS returned, query by query."""
+    excl = recipe.eval.exclude_context
+    if pool.size > LISTED_ABOVE and scored.faiss.returned is not None:
+        t_rank, t_gap, missed = torch_ranks_listed(pred_t.to(device), pool, queries, scored.faiss.returned, excl)
+        report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
+        report.update({"scope": "torch over FAISS's returned lists plus a random probe of 4,096 candidates per "
+                       "block of 256 queries", "probe_missed": missed, "ok": report["ok"] and missed == 0})
+        return report, t_rank, t_gap
     with warnings.catch_warnings():  # a memory-mapped bank is read-only; torch only reads it
         warnings.filterwarnings("ignore", message=".*not writable.*")
         pool_t = [(start, torch.from_numpy(shard).to(device)) for start, shard in pool.blocks()]
-    t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=recipe.eval.exclude_context)
+    t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=excl)
     report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
     report["rank_equal"] = int((t_rank == headline_rank(scored, recipe)).sum())
+    report["scope"] = "torch over every candidate"
     return report, t_rank, t_gap
 
 
@@ -143,40 +125,19 @@ def pool_info(pool: Pool, recipe: Recipe, scored: Scored, bank: Bank | None, sha
         "shards": len(pool.shards),
         "shard_size": shard_rows(shard_size),
         "bank": bank.info() if bank is not None else None,
-        "ties": "rank = 1 + #(score > target score); equal scores never count against the target",
-        "duplicates": "exact-duplicate vectors stay in the pool as separate candidates",
+        "ties": "rank = 1 + #(candidates scoring >= the target's score): a tie counts against the target",
+        "duplicates": "a candidate bit-identical to the target is a copy of it: as good a hit, left out of its rank",
     }
 
 
-def score_baselines(
-    prep: Prepared, recipe: Recipe, unit_t: torch.Tensor, pool: Pool, queries: Queries, device: torch.device,
-    progress: Progress | None = None,
-) -> dict[str, Scored]:
-    """Every baseline of ``eval.baselines`` through the model path, on the same queries and pool."""
-    out: dict[str, Scored] = {}
-    for name in recipe.eval.baselines:
-        model = build_model(name, prep, recipe).to(device)
-        out[name], _ = score_one(name, model, prep, recipe, unit_t, pool, queries, pool.split)
-        if hasattr(model, "describe"):  # a fitted baseline records its coefficients
-            out[name].metrics["fit"] = model.describe()
-        if progress is not None:
-            progress.update()
-            progress.set_postfix(last=name)
-    return out
-
-
-def _directions(name: str, kind: str, main: Scored, base: dict[str, Scored], prep: Prepared,
+def _directions(name: str, kind: str, main: Scored, base: dict[str, BaselineScore], prep: Prepared,
                 queries: Queries) -> dict[str, Any]:
     """Direction diagnostics of the model, each baseline and the oracle / copy_last references."""
     samples = queries.samples
     chain_end = prep.store.offsets[samples.chain + 1]
-
-    def direction_of(pred: np.ndarray) -> dict[str, Any]:
-        return diagnostics.direction(pred, prep.unit, samples.target, samples.start, chain_end)
-
-    rows = {name: {"kind": kind, **direction_of(main.pred)}}
+    rows = {name: {"kind": kind, **direction_row(main.pred, prep, queries)}}
     for b, scored in base.items():
-        rows.setdefault(b, {"kind": "baseline", **direction_of(scored.pred)})
+        rows.setdefault(b, {"kind": "baseline", **scored.direction})
     rows.update(diagnostics.references(prep.unit, samples.target, samples.start, chain_end,
                                        copy_last="copy_last" not in rows))
     return diagnostics.summary(rows)
@@ -282,10 +243,10 @@ def score_predicted(
     progress.update()
     progress.set_postfix(last="consistency check")
     arrays = _arrays(main, queries, pool, recipe, t_rank, t_gap)
-    base = score_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, progress)
+    base = score_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, s.split, progress, log)
     progress.close()
-    arrays.update({f"rank__{b}": sc.faiss.rank for b, sc in base.items()})
-    arrays.update({f"par_pred__{b}": sc.extra["par_pred"] for b, sc in base.items()})
+    arrays.update({f"rank__{b}": sc.rank for b, sc in base.items()})
+    arrays.update({f"par_pred__{b}": sc.par_pred for b, sc in base.items()})
     results: dict[str, Any] = {
         "pool": pool_info(pool, recipe, main, s.bank, s.shard_size),
         "metrics": main.metrics,
@@ -307,7 +268,8 @@ def score_predicted(
         q = queries if recipe.eval.exclude_context else without_exclusion(queries)
         results["ann"] = ann_report(ann, pool, q, main.pred, main.faiss, recipe.eval.ks, recipe.seed, log)
     results["queries"] = query_record(queries, s.split)
-    results["latency"] = _latency(model, main.pred, s) if recipe.eval.latency_calls else None
+    # predictions made elsewhere have no model to time, and their search latency is the pool's, not theirs
+    results["latency"] = _latency(model, main.pred, s) if recipe.eval.latency_calls and model is not None else None
     results["timings"] = {"score_s": time.perf_counter() - s.t0}
     return results, arrays
 
@@ -323,12 +285,12 @@ def _latency(model: torch.nn.Module | None, pred: np.ndarray, s: Scoring) -> dic
                            (1, s.recipe.train.eval_batch), e.latency_calls, e.latency_warmup, e.latency_seconds)
 
 
-def _lifts(main: Scored, base: dict[str, Scored], recipe: Recipe) -> dict[str, Any]:
+def _lifts(main: Scored, base: dict[str, BaselineScore], recipe: Recipe) -> dict[str, Any]:
     """The best baseline by Hit@5 and the lift over it, plus the paired test against every baseline."""
     if not base:
         return {}
     best = max(base, key=lambda b: base[b].metrics["hit@5"])
     mine = headline_rank(main, recipe)
-    over = {b: paired(mine, headline_rank(sc, recipe)) for b, sc in base.items()}
+    over = {b: paired(mine, sc.rank) for b, sc in base.items()}
     return {"best_baseline": {"name": best, "hit@5": base[best].metrics["hit@5"]},
             "lift": {"over": best, **over[best]}, "lift_over": over}

@@ -20,16 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lvmbench.config import Recipe
+from lvmbench.data.prepare import Prepared
 from lvmbench.data.samples import Samples, gather_batch
-from lvmbench.errors import DegeneratePredictions
-from lvmbench.evaluate import diagnostics, metrics
+from lvmbench.errors import DegeneratePredictions, ModelOutputError
+from lvmbench.evaluate import metrics
 from lvmbench.evaluate.index import Pool
 from lvmbench.evaluate.queries import Queries
-from lvmbench.evaluate.ranking import FaissRanks, faiss_ranks
+from lvmbench.evaluate.ranking import FaissRanks, exact_ranks, faiss_ranks
 from lvmbench.models.predict import bad_rows, explain, predicts_delta, reconstruct
 
 
-@torch.no_grad()
 def predict_all(
     model: nn.Module,
     unit: torch.Tensor,
@@ -45,30 +46,59 @@ def predict_all(
     vector: such a row ties every candidate and cannot be ranked.  The
     training loop's validation passes ``check=False`` and counts them itself.
     """
-    was_training = model.training
-    model.eval()
-    if hasattr(model, "reset"):
-        model.reset()  # seeded baselines restart their stream: same queries, same predictions
-    out, bad, first = [], 0, None
+    return predict_many({"": model}, unit, samples, context_len, batch, check)[""]
+
+
+@torch.no_grad()
+def predict_many(
+    models: dict[str, nn.Module],
+    unit: torch.Tensor,
+    samples: Samples,
+    context_len: int,
+    batch: int = 256,
+    check: bool = True,
+) -> dict[str, torch.Tensor]:
+    """:func:`predict_all` for several models at once: each batch of contexts is gathered once for all of them.
+
+    Gathering ``[batch, T, D]`` contexts costs more than most baselines'
+    arithmetic, so the baselines of a run share it.  A degenerate output
+    raises for the first model (in ``models``' order) that has one, with
+    ``exc.model`` set to its name.
+    """
+    was_training = {name: m.training for name, m in models.items()}
+    for m in models.values():
+        m.eval()
+        if hasattr(m, "reset"):
+            m.reset()  # seeded baselines restart their stream: same queries, same predictions
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in models}
+    bad: dict[str, list[Any]] = {name: [0, None] for name in models}
     try:
         for s in range(0, len(samples), batch):
             ctx, lengths, _ = gather_batch(unit, samples.target[s : s + batch], samples.start[s : s + batch],
                                            context_len)
-            raw = reconstruct(model, ctx, lengths)
-            pred = F.normalize(raw, dim=-1, eps=1e-12).float()  # exactly predict(), then float32
-            out.append(pred)
-            if not check:
-                continue
-            rows = bad_rows(pred)
-            if len(rows) and first is None:
-                first = (s + int(rows[0]), explain(raw[int(rows[0])], predicts_delta(model)))
-            bad += len(rows)
+            for name, model in models.items():
+                raw = reconstruct(model, ctx, lengths)
+                pred = F.normalize(raw, dim=-1, eps=1e-12).float()  # exactly predict(), then float32
+                out[name].append(pred)
+                if check:
+                    _count_bad(bad[name], pred, raw, s, predicts_delta(model))
     finally:
-        model.train(was_training)
-    if first is not None:
-        raise DegeneratePredictions(f"query {first[0]}: {first[1]} ({bad} of {len(samples)} predictions are not "
-                                    "finite unit vectors once normalised)", first[0], first[1], bad)
-    return torch.cat(out) if out else torch.empty(0, unit.shape[1])
+        for name, m in models.items():
+            m.train(was_training[name])
+    for name, (count, first) in bad.items():
+        if first is not None:
+            exc = DegeneratePredictions(f"query {first[0]}: {first[1]} ({count} of {len(samples)} predictions are "
+                                        "not finite unit vectors once normalised)", first[0], first[1], count)
+            exc.model = name
+            raise exc
+    return {name: torch.cat(p) if p else torch.empty(0, unit.shape[1]) for name, p in out.items()}
+
+
+def _count_bad(tally: list[Any], pred: torch.Tensor, raw: torch.Tensor, offset: int, delta: bool) -> None:
+    rows = bad_rows(pred)
+    if len(rows) and tally[1] is None:
+        tally[1] = (offset + int(rows[0]), explain(raw[int(rows[0])], delta))
+    tally[0] += len(rows)
 
 
 def check_consistency(
@@ -131,9 +161,16 @@ def score_predictions(
     bootstrap: int,
     seed: int,
     exclude: bool = True,
+    retrieval: bool = True,
 ) -> Scored:
-    """FAISS ranks + every metric of one predictor.  The same code for models and baselines."""
-    fr = faiss_ranks(pool, queries, pred, depth=depth)
+    """Ranks + every metric of one predictor.  The same code for models and baselines.
+
+    ``retrieval``: rank through FAISS's returned lists (the model: the
+    consistency check compares them with the training loop's ranks);
+    otherwise by counting alone (:func:`lvmbench.evaluate.ranking.exact_ranks`,
+    the baselines), which gives the same ranks.
+    """
+    fr = faiss_ranks(pool, queries, pred, depth=depth) if retrieval else exact_ranks(pool, queries, pred)
     headline = fr.rank if exclude else fr.rank_with_context
     m = metrics.summarize(headline, queries.candidates(exclude, pool.size), ks, bootstrap, seed)
     mc = metrics.summarize(fr.rank_with_context, queries.candidates(False, pool.size), ks, bootstrap, seed)
@@ -146,8 +183,7 @@ def score_predictions(
     m["margin"] = float((cos_t - cos_l).mean()) if len(cos_t) else float("nan")
     m["queries_with_ties"] = int((fr.ties > 0).sum())
     m["queries_with_copies"] = int((fr.copies > 0).sum())
-    m["exact_fallback"] = fr.exact_fallback
-    par_pred = diagnostics.context_max_cos(pred, unit, queries.context_rows)
+    par_pred = queries.context_max(pred, unit)
     par_true = queries.true_context_max(unit)
     par = metrics.summarize_par(par_pred, par_true, bootstrap, seed)
     m["par"], m["ci"]["par"] = par["par"], par["ci"]["par"]
@@ -156,3 +192,40 @@ def score_predictions(
         strict = metrics.summarize(headline + fr.copies, queries.candidates(exclude, pool.size), ks, bootstrap, seed)
         extra["copies_against"] = {k: strict[k] for k in metrics.keys(ks)}
     return Scored(name, pred, fr, m, mc, cos_t, cos_l, extra)
+
+
+def without_exclusion(q: Queries) -> Queries:
+    """The same queries with nothing excluded (``eval.exclude_context = false``)."""
+    return Queries(q.samples, q.target_pos, q.excl_lo, q.excl_lo.copy(), q.context_rows, q.copies, q.context_len)
+
+
+def score_vectors(name: str, pred: np.ndarray, prep: Prepared, recipe: Recipe, pool: Pool, queries: Queries,
+                  retrieval: bool = True) -> Scored:
+    """Ranks and every metric of ``[n, D]`` unit-vector predictions for ``queries`` (see ``score_predictions``)."""
+    e = recipe.eval
+    q = queries if e.exclude_context else without_exclusion(queries)
+    # score_predictions also fills metrics_with_context from the unfiltered ranks
+    depth = e.search_depth or max(e.ks)
+    return score_predictions(name, pred, pool, q, prep.unit, e.ks, depth, e.bootstrap, recipe.seed,
+                             retrieval=retrieval)
+
+
+def predict_queries(name: str, model: torch.nn.Module, unit_t: torch.Tensor, queries: Queries, recipe: Recipe,
+                    split: str) -> torch.Tensor:
+    """``predict()`` every query; a model whose output cannot be ranked is an integrity failure naming it."""
+    return predict_named({name: model}, unit_t, queries, recipe, split)[name]
+
+
+def predict_named(models: dict[str, torch.nn.Module], unit_t: torch.Tensor, queries: Queries, recipe: Recipe,
+                  split: str) -> dict[str, torch.Tensor]:
+    """``predict()`` every query with each model (contexts gathered once); errors name the model and the query."""
+    try:
+        return predict_many(models, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch)
+    except DegeneratePredictions as exc:
+        q, name = exc.index, exc.model
+        raise DegeneratePredictions(
+            f"{name}: {split} query {q} (target row {int(queries.samples.target[q])}): {exc.reason}; {exc.count} of "
+            f"{len(queries)} {split} predictions are not finite unit vectors once normalised and would tie every "
+            "candidate, so they cannot be scored", q, exc.reason, exc.count, name) from None
+    except ModelOutputError as exc:
+        raise ModelOutputError(f"model '{', '.join(models)}': while predicting the {split} queries: {exc}") from None

@@ -11,7 +11,8 @@ from lvmbench.config import recipe_from_dict
 from lvmbench.data.prepare import prepare, resolve_data
 from lvmbench.errors import DataError, UsageError
 from lvmbench.evaluate import latency
-from lvmbench.evaluate.score import predict_queries, scoring
+from lvmbench.evaluate.score import scoring
+from lvmbench.evaluate.scoring import predict_queries
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
 from lvmbench.report.results import load_results

@@ -14,7 +14,6 @@ task's best baseline with a paired bootstrap interval and exact McNemar p
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from lvmbench import workdir
-from lvmbench.config import Recipe, recipe_from_dict
+from lvmbench.config import Recipe, recipe_from_dict, training_seed
 from lvmbench.errors import UsageError
 from lvmbench.data.prepare import Prepared, prepare
 from lvmbench.data.store import load_store
@@ -79,11 +78,17 @@ def suite_list(recipe: Recipe, root: str | Path | None = None) -> list[dict[str,
 
 
 def estimate(prep: Prepared, recipe: Recipe, device: torch.device, steps: int = 3) -> dict[str, Any] | None:
-    """Seconds per epoch from ``steps`` timed micro-batches (forward + loss + backward), after one untimed one.
+    """Seconds per epoch, timed on the micro-batches an epoch really draws, in the recipe's precision.
 
-    The first micro-batch pays for allocations and thread start-up, so it is
-    not timed.  The RNG state is restored afterwards, so a run with an
-    estimate trains exactly as one without.
+    With ``train.bucket_by_length`` a micro-batch is padded to its own
+    samples' lengths, so its cost depends on that length: the shortest, the
+    median and the longest micro-batch of epoch 1 (as the trainer cuts them,
+    grouped or not) are timed (forward + loss + backward, under bf16 autocast
+    when the recipe says so) after one untimed micro-batch that pays for
+    allocations and thread start-up, and the epoch is the sum over its
+    micro-batches of a line fitted through those times against the padded
+    length.  The RNG state is restored afterwards, so a run with an estimate
+    trains exactly as one without.
     """
     name = recipe.model.name
     if registry.get_entry(name).kind != "model":
@@ -92,23 +97,45 @@ def estimate(prep: Prepared, recipe: Recipe, device: torch.device, steps: int = 
     try:
         model = build_model(name, prep, recipe).to(device).train()
         data = train_data(prep, recipe, device)
-        from lvmbench.data.samples import gather_batch
-        from lvmbench.models.predict import predict
-
-        mb = recipe.train.micro_batch
-        pick = np.random.default_rng(0).permutation(len(data.train))  # shuffled, as an epoch is: real context lengths
-        for i in range(steps + 1):
-            if i == 1:
-                t0 = time.perf_counter()
-            idx = pick[i * mb : (i + 1) * mb]
-            rows, starts = data.train.target[idx], data.train.start[idx]
-            ctx, lengths, target = gather_batch(data.unit, rows, starts, recipe.data.context_len)
-            batch_loss(predict(model, ctx, lengths), target, rows, starts, data, recipe)[0].backward()
-        per_micro = (time.perf_counter() - t0) / steps
+        padded, timed = _timed_batches(model, data, recipe, device, steps)
     finally:
         set_rng_state(state)
-    epoch = per_micro * math.ceil(len(prep.samples["train"]) / mb)
-    return {"s_per_micro_batch": per_micro, "epoch_s": epoch, "max_s": epoch * recipe.train.max_epochs}
+    fit = np.polyfit([p for p, _ in timed], [t for _, t in timed], 1) if len({p for p, _ in timed}) > 1 else None
+    per_batch = np.polyval(fit, padded) if fit is not None else np.full(len(padded), np.mean([t for _, t in timed]))
+    epoch = float(np.maximum(per_batch, 0).sum())
+    return {"s_per_micro_batch": epoch / len(padded), "epoch_s": epoch, "max_s": epoch * recipe.train.max_epochs,
+            "bucket_by_length": recipe.train.bucket_by_length, "bf16_autocast": recipe.train.bf16_autocast}
+
+
+def _timed_batches(model: torch.nn.Module, data: Any, recipe: Recipe, device: torch.device,
+                   steps: int) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """(each micro-batch's padded length in epoch 1, [(padded length, seconds)] of the timed ones)."""
+    from lvmbench.data.samples import gather_batch
+    from lvmbench.models.predict import predict
+    from lvmbench.train.distributed import ShardedOrder
+
+    cfg = recipe.train
+    lengths = np.minimum(data.train.target - data.train.start, recipe.data.context_len)
+    order = ShardedOrder(len(data.train), cfg.micro_batch, cfg.accum_steps, training_seed(recipe),
+                         lengths=lengths if cfg.bucket_by_length else None)
+    order.set_epoch(1)
+    batches = [order.batch(i) for i in range(order.n_micro)]
+    padded = np.array([int(lengths[b].max()) for b in batches])
+    by_len = np.argsort(padded, kind="stable")
+    chosen = list(dict.fromkeys(int(by_len[i]) for i in (0, len(by_len) // 2, len(by_len) - 1)))[: max(steps, 1)]
+    picks = [chosen[len(chosen) // 2]] + chosen  # the first, untimed, pays for allocations
+    timed: list[tuple[int, float]] = []
+    for j, i in enumerate(picks):
+        idx = batches[i]
+        t0 = time.perf_counter()
+        ctx, lens, target = gather_batch(data.unit, data.train.target[idx], data.train.start[idx],
+                                         recipe.data.context_len)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+            pred = predict(model, ctx, lens)
+        batch_loss(pred.float(), target, data.train.target[idx], data.train.start[idx], data, recipe)[0].backward()
+        if j:  # the first one is untimed
+            timed.append((int(padded[i]), time.perf_counter() - t0))
+    return padded, timed
 
 
 def _clock(seconds: float) -> str:
@@ -120,8 +147,11 @@ def _announce(plan: list[dict[str, Any]], folds: int, log: Log) -> None:
     runs = max(folds, 1)
     for p in plan:
         est = p["estimate"]
+        how = ", ".join(x for x, on in (("bf16", est and est["bf16_autocast"]),
+                                          ("grouped by length", est and est["bucket_by_length"])) if on) or "fp32"
         cost = ("no training (scored directly)" if est is None else
-                f"~{_clock(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch, 3 timed), "
+                f"~{_clock(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch on average, "
+                f"{how}; the shortest, median and longest micro-batch timed), "
                 f"at most {_clock(est['max_s'] * runs)} for {p['recipe'].train.max_epochs} epochs"
                 + (f" x {folds} folds" if folds else ""))
         log(f"  {p['task'].name}: {p['info']['train']} training samples, {p['info']['test']} test queries; {cost}")

@@ -258,22 +258,55 @@ class ShardedOrder:
     step; rank ``r`` takes micro-batch ``i`` of a step starting at ``g`` when
     ``(i - g) % world == r``.  With ``world == 1`` this is exactly the loop's
     order without sharding.
+
+    With ``lengths`` (each sample's context length: ``train.bucket_by_length``)
+    the shuffled samples are stably sorted by length, cut into micro-batches
+    of similar length, and the micro-batches are shuffled again
+    (``default_rng([seed, e, 1])``): every sample is still seen once per epoch
+    in a seeded order, but a batch is padded only to a length its samples
+    nearly share, so a recurrent model computes on real context, not padding.
     """
 
-    def __init__(self, n: int, micro_batch: int, accum_steps: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, micro_batch: int, accum_steps: int, seed: int, rank: int = 0, world: int = 1,
+                 lengths: np.ndarray | None = None):
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside world of {world}")
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"{len(lengths)} lengths for {n} samples")
         self.n, self.micro_batch, self.accum_steps, self.seed = n, micro_batch, accum_steps, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.lengths = rank, world, lengths
         self.n_micro = math.ceil(n / micro_batch)
         self.steps = math.ceil(self.n_micro / accum_steps)
         self.order: np.ndarray | None = None
+        self._bounds: np.ndarray | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        self.order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        if self.lengths is not None:
+            order = order[np.argsort(self.lengths[order], kind="stable")]
+            batches = [order[i : i + self.micro_batch] for i in range(0, self.n, self.micro_batch)]
+            shuffled = np.random.default_rng([self.seed, epoch, 1]).permutation(len(batches))
+            order = np.concatenate([batches[b] for b in shuffled]) if batches else order
+            # a short last batch may now sit anywhere; batch(i) slices by position, so keep each batch whole
+            self._bounds = np.concatenate([[0], np.cumsum([len(batches[b]) for b in shuffled])])
+        else:
+            self._bounds = None
+        self.order = order
+
+    def real_share(self, lengths: np.ndarray, epoch: int = 1) -> float:
+        """The share of the padded positions of this epoch's micro-batches that hold real context."""
+        self.set_epoch(epoch)
+        real = padded = 0
+        for i in range(self.n_micro):
+            lens = lengths[self.batch(i)]
+            real += int(lens.sum())
+            padded += int(lens.max()) * len(lens)
+        return real / max(padded, 1)
 
     def batch(self, i: int) -> np.ndarray:
         assert self.order is not None, "call set_epoch first"
+        if self._bounds is not None:
+            return self.order[self._bounds[i] : self._bounds[i + 1]]
         return self.order[i * self.micro_batch : (i + 1) * self.micro_batch]
 
     def groups(self) -> Iterator[Group]:

@@ -90,8 +90,10 @@ class Trainer:
         cfg, world = self.cfg, self.dist.world_size
         self.per_rank = distributed.accum_per_rank(cfg.accum_steps, world)
         n = len(self.data.train)
+        lengths = (np.minimum(self.data.train.target - self.data.train.start, self.recipe.data.context_len)
+                   if cfg.bucket_by_length else None)
         self.sampler = ShardedOrder(n, cfg.micro_batch, cfg.accum_steps, training_seed(self.recipe), self.dist.rank,
-                                    world)
+                                    world, lengths)
         self.n_micro = math.ceil(n / cfg.micro_batch)
         self.steps_per_epoch = math.ceil(self.n_micro / cfg.accum_steps)
         warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
@@ -119,11 +121,22 @@ class Trainer:
         self.log(
             f"training {self.name}: {len(self.data.train)} samples, {self.n_micro} micro-batches of {cfg.micro_batch} "
             f"x {cfg.accum_steps} accumulation = {self.steps_per_epoch} optimiser steps/epoch, at most "
-            f"{cfg.max_epochs} epochs, device {self.device}"
+            f"{cfg.max_epochs} epochs, device {self.device}{self._precision()}"
             + (f"; {dist.world_size} processes ({dist.backend}): micro-batch {cfg.micro_batch} x {self.per_rank} "
                f"accumulation per rank x {dist.world_size} ranks = effective batch {self.parallel['effective_batch']}"
                if dist.enabled else "")
         )
+
+    def _precision(self) -> str:
+        """How the batches are cut and computed: bf16 autocast, and the share of padded positions that are real."""
+        cfg = self.cfg
+        out = ", bf16 autocast" if cfg.bf16_autocast else ""
+        lengths = self.sampler.lengths
+        if lengths is not None:
+            plain = ShardedOrder(self.sampler.n, cfg.micro_batch, cfg.accum_steps, self.sampler.seed)
+            out += (f"; batches grouped by context length: {100 * self.sampler.real_share(lengths):.0f}% of padded "
+                    f"positions are real context ({100 * plain.real_share(lengths):.0f}% without grouping)")
+        return out
 
     def restore(self, resume: dict[str, Any]) -> None:
         """Continue after the epoch a loaded ``last.pt`` holds, with every piece of state in it."""

@@ -105,7 +105,8 @@ def _decoded(path: Path) -> tuple[str, bool]:
 def read_document(path: str | Path, rel: str | None = None, notes: SourceNotes | None = None) -> Document:
     """Parse one file (by its extension, ``.gz`` allowed) into a Document.
 
-    Binary content raises ``BinaryFileError``; a Latin-1 fallback is recorded in ``notes`` when given.
+    Binary content raises ``BinaryFileError``; a parser's ``DataError`` is raised again as one line that starts
+    with the file's path; a Latin-1 fallback is recorded in ``notes`` when given.
     """
     path = Path(path)
     rel = rel or path.name
@@ -115,7 +116,10 @@ def read_document(path: str | Path, rel: str | None = None, notes: SourceNotes |
     text, utf8 = _decoded(path)
     if not utf8 and notes is not None:
         notes.not_utf8.append(rel)
-    title, paras = fmt.parse(text)
+    try:
+        title, paras = fmt.parse(text)
+    except DataError as exc:  # the parser knows the line, not the file
+        raise DataError(f"{path}: {' '.join(str(exc).splitlines())}") from None
     stem = rel[:-3] if rel.endswith(".gz") else rel
     return Document(rel, title or Path(stem).stem, paras)
 

@@ -22,6 +22,17 @@ open ``<p>`` just above it.  So ``<ul><li>a<li>b...`` builds no deep stack,
 and ``<dt>term<dd>text`` keeps ``text`` (nested in the skipped ``<dt>`` it
 used to be dropped).  Each event costs O(1) (``_OpenElements``), so a page
 parses in time linear in its size, however deeply it nests.
+
+A construct still open at the end of the page - an unclosed comment, tag,
+``<?``, ``<!...`` or ``<![CDATA[`` - runs to the end of the page, as in
+HTML parsing (``_HTMLUnits.close``); Python 3.11's parser re-read each one
+as text and rescanned the rest of the page from the next ``<``, quadratic
+time (CVE-2025-6069: 240 KB of ``<!--`` took 3.8 s, 120 KB of ``<a b`` 97 s).
+
+``<![`` followed by anything but a keyword the stdlib knows (``<![foo[``)
+made the stdlib parser raise ``AssertionError`` and the whole build stop
+with a traceback; it is a bogus comment up to the next ``>``, as in HTML.
+Any other refusal by the stdlib parser is one ``DataError`` line.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from array import array
 from html.parser import HTMLParser
 
 from lvmbench.data.corpus.textutils import normalise_ws
+from lvmbench.errors import DataError
 
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _BLOCK = {"p", "li", "dd", "dt", "div", "section", "article", "main", "blockquote", "ul", "ol", "dl", "tr", "td", "th",
@@ -180,6 +192,38 @@ class _HTMLUnits(HTMLParser):
         self.first_heading: str | None = None
         self.title_parts: list[str] | None = None
         self.title = ""
+        self.at_eof = False  # set by close(): no more input will come
+
+    def close(self) -> None:
+        self.at_eof = True
+        super().close()
+
+    def _runs_to_end(self, k: int) -> int:
+        """The end of the construct the stdlib parser found (``k``), or, at the end of input where it found none,
+        the end of the page: the stdlib turned it into text and rescanned the rest of the page from the next
+        ``<`` (once per unclosed construct: quadratic), where HTML parsing swallows the rest of the page."""
+        return len(self.rawdata) if k < 0 and self.at_eof else k
+
+    def parse_comment(self, i: int, report: int = 1) -> int:
+        return self._runs_to_end(super().parse_comment(i, report))
+
+    def parse_html_declaration(self, i: int) -> int:  # <!doctype, <![CDATA[, other <! (bogus comments)
+        pos = self.getpos()
+        try:
+            k = super().parse_html_declaration(i)
+        except AssertionError:  # <![ without a keyword the stdlib knows (<![foo[, <![ x): a bogus comment, as in HTML
+            self.lineno, self.offset = pos  # the stdlib moved them before raising
+            k = self.parse_bogus_comment(i)
+        return self._runs_to_end(k)
+
+    def parse_pi(self, i: int) -> int:
+        return self._runs_to_end(super().parse_pi(i))
+
+    def parse_starttag(self, i: int) -> int:
+        return self._runs_to_end(super().parse_starttag(i))
+
+    def parse_endtag(self, i: int) -> int:
+        return self._runs_to_end(super().parse_endtag(i))
 
     @property
     def skipping(self) -> bool:
@@ -261,8 +305,13 @@ class _HTMLUnits(HTMLParser):
 def parse_html(text: str) -> tuple[str, list[str]]:
     """``(title, paragraphs)`` of an HTML page; see the module docstring for what is kept."""
     p = _HTMLUnits()
-    p.feed(text)
-    p.close()
+    try:
+        p.feed(text)
+        p.close()
+    except AssertionError as exc:  # how the stdlib parser refuses markup: one error line, not a traceback
+        line, col = p.getpos()
+        raise DataError(f"HTML parser cannot read the page near line {line}, column {col + 1}: "
+                        f"{' '.join(str(exc).split())}") from None
     p.flush()
     units = [t for t, main in zip(p.units, p.unit_in_main) if main] if p.saw_main else p.units
     title = p.h1 or p.first_heading or re.split(r"\s+[\u2014|\u2013-]\s+", p.title)[0]

@@ -8,12 +8,25 @@ not prose (``code-block``, ``literalinclude``, ``toctree``, ``image``,
 ``versionchanged``...) lose their marker line and options and keep their
 body.  Roles, literals and references keep their text (``:func:`~a.b``` ->
 ``b``).
+
+Every step takes time linear in its input, so an adversary's file cannot
+hang the builder.  The inline steps are the regex substitutions noted in
+``_STEPS``, each done in one left-to-right pass with the same result:
+``re.sub`` searched a lazy span from every opener that never closes to the
+end of the paragraph (``word **a`` repeated: 3.5 s at 40 KB), and re-read a
+whitespace run or a chain of role-name colons from each of its positions.
+Directive bodies nest on a stack, not by recursion (a few hundred nested
+``.. note::`` raised RecursionError).
 """
 
 from __future__ import annotations
 
 import re
+from functools import cached_property
+from operator import itemgetter
+from typing import Callable
 
+from lvmbench.data.corpus.formats import scan
 from lvmbench.data.corpus.textutils import indent_width, normalise_ws
 
 _RST_ADORN = r"[=\-~^\"'`#*+:.<>_!$%&,/;?@\\|]"
@@ -44,74 +57,216 @@ _RST_SIGNATURE = {
 }
 
 
-def _role_text(m: re.Match[str]) -> str:
-    """The reading text of ``:role:`body```: the title of ``title <target>``, ``~a.b`` -> ``b``."""
-    body = m.group(1)
-    target = re.match(r"^(.*?)\s*<[^<>]+>$", body)
-    if target and target.group(1):
-        body = target.group(1)
+_BACKTICK = re.compile("`")
+_LT_OR_TICK, _GT_OR_TICK = re.compile("[`<]"), re.compile("[`>]")
+_ROLE_NAME_RUN, _SPACE_RUN = re.compile(r"[\w.+:-]*"), re.compile(r"\s*")
+_ESCAPE = re.compile(r"\\(.)")
+_group = itemgetter(1)  # a match's first group
+
+
+def _whole(repl: Callable[[re.Match[str]], str]) -> Callable[[str], scan.Spans]:
+    """Spans of a construct its opener regex matches whole (each such search does work in proportion to the
+    characters from where it starts to its match's end, as counted in the tests)."""
+    return lambda text: lambda m: (m.start(), m.end(), repl(m))
+
+
+def _footnotes(text: str) -> scan.Spans:
+    """Spans of footnote and citation references with the whitespace before them, read on the reversed text: the
+    regex's leading ``\\s*`` re-read a whitespace run from each of its positions.  Matches end in ``_``, so a run
+    never reaches back into one."""
+    rev, n = text[::-1], len(text)
+    return lambda m: (n - scan.search(_SPACE_RUN, rev, n - m.start()).end(), m.end(), "")
+
+
+def _emphasis(closer: re.Pattern[str]) -> Callable[[str], scan.Spans]:
+    """Spans of ``OPEN(.+?)CLOSE``: the first closer at least one character on, unless a newline comes first."""
+
+    def make(text: str) -> scan.Spans:
+        close, newline = scan.first(text, closer), scan.first(text, scan.NEWLINE)
+
+        def spans(m: re.Match[str]) -> scan.Span | None:
+            a = m.end()
+            c = close(a + 1)
+            if c is None:
+                return None
+            nl = newline(a)
+            return None if nl is not None and nl.start() < c.start() else (m.start(), c.end(), text[a : c.start()])
+
+        return spans
+
+    return make
+
+
+def _hyperlinks(text: str) -> scan.Spans:
+    """Spans of hyperlinks, ``text <target>`` in backticks then ``_``: from the backtick to the first ``<`` (no
+    backtick first), then to the first ``>`` or backtick, which must start ``>`_``.  The text loses its trailing
+    whitespace, which the regex's lazy group re-read from each of its positions."""
+
+    def spans(m: re.Match[str]) -> scan.Span | None:
+        o = m.start()
+        lt = scan.search(_LT_OR_TICK, text, o + 1)
+        if lt is None or lt[0] != "<":
+            return None
+        gt = scan.search(_GT_OR_TICK, text, lt.end())
+        if gt is None or not text.startswith(">`_", gt.start()):
+            return None
+        end = gt.start() + 3
+        return o, end + text.startswith("_", end), text[o + 1 : lt.start()].rstrip()
+
+    return spans
+
+
+def _roles(text: str) -> scan.Spans:
+    """Spans of roles, ``:name:`` then the body in backticks, found from the colon and backtick ending the name.
+
+    The name starts at the first colon after the last ``::`` of the run of
+    name characters before it (read on the reversed text); matches end in a
+    backtick, so a run never reaches back into one.  The regex re-read the
+    run from each of its colons (``:a`` repeated: 8 s at 40 KB).
+    """
+    rev, n = text[::-1], len(text)
+
+    def spans(m: re.Match[str]) -> scan.Span | None:
+        b = m.start() + 1  # the backtick
+        run = n - scan.search(_ROLE_NAME_RUN, rev, n - b).end()
+        q = text.rfind("::", run, b)
+        p = q + 1 if q >= 0 else text.find(":", run, b)
+        return None if p == b - 1 else (p, m.end(), _role_text(m[1]))
+
+    return spans
+
+
+def _link_title(body: str) -> str | None:
+    """What ``^(.*?)\\s*<[^<>]+>$`` captured in ``body`` (None: no match), without re-reading a whitespace run
+    from each of its positions: ``<target>`` ends the body (``$``: or precedes a final newline)."""
+    j = len(body) - 1 - body.endswith("\n")
+    if j < 0 or body[j] != ">":
+        return None
+    lt = body.rfind("<", 0, j)
+    if lt < 0 or j - lt < 2 or body.find(">", lt + 1, j) >= 0:
+        return None
+    title = body[:lt].rstrip()
+    return None if "\n" in title else title
+
+
+def _role_text(body: str) -> str:
+    """The reading text of a role's body: the title of ``title <target>``, ``~a.b`` -> ``b``."""
+    title = _link_title(body)
+    if title:
+        body = title
     body = body.lstrip("!")
     if body.startswith("~"):
         body = body[1:].split(".")[-1]
     return body
 
 
+_STEPS: tuple[tuple[re.Pattern[str], Callable[[str], scan.Spans]], ...] = (
+    # r"(?<=\w)__?(?=\s|$|[.,;:!?)\]'\"])" -> "": word_ references (before literals)
+    (re.compile(r"(?<=\w)__?(?=\s|$|[.,;:!?)\]'\"])"), _whole(lambda m: "")),
+    # r"\s*\[(?:#[\w-]*|\*|\d+|[A-Za-z][\w-]*)\]_" -> "": footnote/citation refs
+    (re.compile(r"\[(?:#[\w-]*|\*|\d+|[A-Za-z][\w-]*)\]_"), _footnotes),
+    # r":(pep|rfc):`(\d+)[^`]*`" -> "PEP 8"
+    (re.compile(r":(pep|rfc):`(\d+)[^`]*`"), _whole(lambda m: f"{m[1].upper()} {m[2]}")),
+    # r":[\w.+-]+(?::[\w.+-]+)*:`([^`]+)`" -> the role's text
+    (re.compile(r":`([^`]+)`"), _roles),
+    # r"`([^`<]*?)\s*<[^`>]*>`__?" -> r"\1": `text <url>`_
+    (_BACKTICK, _hyperlinks),
+    # r"`([^`]+)`__?" -> r"\1": `ref`_
+    (re.compile(r"`([^`]+)`__?"), _whole(_group)),
+    # r"``(.+?)``" -> r"\1": a failed opener has no "``" after it on its line, so at most three fail per line
+    (re.compile(r"``(.+?)``"), _whole(_group)),
+    # r"`([^`]+)`" -> r"\1"
+    (re.compile(r"`([^`]+)`"), _whole(_group)),
+    # r"\*\*(?=\S)(.+?)(?<=\S)\*\*" -> r"\1"
+    (re.compile(r"\*\*(?=\S)"), _emphasis(re.compile(r"(?<=\S)\*\*"))),
+    # r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])" -> r"\1"
+    (re.compile(r"(?<![\w*])\*(?=\S)"), _emphasis(re.compile(r"(?<=\S)\*(?![\w*])"))),
+    # r"\|([\w -]+)\|_{0,2}" -> r"\1": substitution refs
+    (re.compile(r"\|([\w -]+)\|_{0,2}"), _whole(_group)),
+)
+
+
 def rst_inline(text: str) -> str:
-    """The reading text of a reST span: markup removed, role/literal/reference text kept."""
-    text = re.sub(r"(?<=\w)__?(?=\s|$|[.,;:!?)\]'\"])", "", text)  # word_ references (before literals)
-    text = re.sub(r"\s*\[(?:#[\w-]*|\*|\d+|[A-Za-z][\w-]*)\]_", "", text)  # footnote/citation refs
-    text = re.sub(r":(pep|rfc):`(\d+)[^`]*`", lambda m: f"{m.group(1).upper()} {m.group(2)}", text)
-    text = re.sub(r":[\w.+-]+(?::[\w.+-]+)*:`([^`]+)`", _role_text, text)  # :role:`...`
-    text = re.sub(r"`([^`<]*?)\s*<[^`>]*>`__?", r"\1", text)  # `text <url>`_
-    text = re.sub(r"`([^`]+)`__?", r"\1", text)  # `ref`_
-    text = re.sub(r"``(.+?)``", r"\1", text)
-    text = re.sub(r"`([^`]+)`", r"\1", text)
-    text = re.sub(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", r"\1", text)
-    text = re.sub(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])", r"\1", text)
-    text = re.sub(r"\|([\w -]+)\|_{0,2}", r"\1", text)  # substitution refs
+    """The reading text of a reST span: markup removed, role/literal/reference text kept (linear time)."""
+    for opener, make_spans in _STEPS:
+        text = scan.sub(text, opener, make_spans)
     text = text.replace("\\ ", "")
-    text = re.sub(r"\\(.)", r"\1", text)
+    text = _ESCAPE.sub(r"\1", text)
     return normalise_ws(text)
 
 
-def _dedent(lines: list[str]) -> list[str]:
-    """Remove the common indentation of a directive body so it parses like top-level text."""
-    ind = [indent_width(x) for x in lines if x.strip()]
-    cut = min(ind) if ind else 0
-    return [x.expandtabs(4)[cut:] if x.strip() else "" for x in lines]
+def _body_ends(lines: list[str]) -> list[int]:
+    """Per non-blank line, the index of the next non-blank line indented no deeper (``len(lines)``: none).
+
+    Where the body of explicit markup at that line ends, for every nesting
+    level at once (a stack of indents, one pass): each nested directive used
+    to rescan and re-indent its whole body, cubic in the nesting depth.
+    """
+    ends = [len(lines)] * len(lines)
+    stack: list[tuple[int, int]] = []  # (indent, index) of later lines; the nearest on top, indents non-increasing
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].strip():
+            ind = indent_width(lines[i])
+            while stack and stack[-1][0] > ind:
+                stack.pop()
+            if stack:
+                ends[i] = stack[-1][1]
+            stack.append((ind, i))
+    return ends
 
 
-def _directive_prose(line: str, body: list[str]) -> list[str] | None:
-    """The prose lines of a directive's body, or None when the directive (or comment/target) is dropped."""
+class _Doc:
+    """What the ``_Blocks`` of one document share: the output lists and, computed once, the lines as directive
+    bodies see them (tabs expanded; the common indentation they also lost is never read: indents are only
+    compared) and where each body ends."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.units: list[str] = []
+        self.titles: list[str] = []
+
+    @cached_property
+    def expanded(self) -> list[str]:
+        return [x.expandtabs(4) if "\t" in x else x for x in self.lines]
+
+    @cached_property
+    def body_ends(self) -> list[int]:
+        return _body_ends(self.lines)
+
+
+def _prose_start(line: str, lines: list[str], k: int, end: int) -> int | None:
+    """Where the prose of the directive at ``line`` (body: ``lines[k:end]``) starts, or None when the directive
+    (or comment/target) is dropped."""
     d = _RST_DIRECTIVE.match(line)
     if not d or d.group(1).lower() in _RST_DROP or line.lstrip().startswith(".. |"):
         return None
-    k = 0
     if d.group(1).lower().split(":")[-1] in _RST_SIGNATURE:
-        while k < len(body) and body[k].strip():  # signature continuation lines and options
+        while k < end and lines[k].strip():  # signature continuation lines and options
             k += 1
-    while k < len(body) and body[k].strip() and _RST_FIELD.match(body[k]):  # options
+    while k < end and lines[k].strip() and _RST_FIELD.match(lines[k]):  # options
         k += 1
-    return _dedent(body[k:])
+    return k
 
 
 class _Blocks:
-    """One pass over the lines, appending units and section titles to shared lists.
+    """One pass over ``lines[start:end]``, appending units and section titles to the document's lists.
 
-    Directive bodies are parsed by a nested ``_Blocks`` writing to the same
-    lists.  Each ``_skip_*`` step returns True when it consumed the line at
-    ``self.i``; ``_prose`` takes the rest.
+    A prose directive's body is parsed by a new ``_Blocks``, run by
+    ``parse_rst`` before this one resumes.  Each ``_skip_*`` step returns
+    True when it consumed the line at ``self.i``; ``_prose`` takes the rest.
     """
 
-    def __init__(self, lines: list[str], units: list[str], titles: list[str]) -> None:
-        self.lines, self.n, self.i = lines, len(lines), 0
-        self.units, self.titles = units, titles
+    def __init__(self, doc: _Doc, lines: list[str], start: int, end: int) -> None:
+        self.doc, self.lines, self.i, self.n = doc, lines, start, end
+        self.units, self.titles = doc.units, doc.titles
         self.cur: list[str] = []
         self.cur_indent = 0
         self.cur_is_item = False
         self.literal_after: int | None = None  # indent of a paragraph that ended with '::'
+        self.body: _Blocks | None = None  # a prose directive's body, to be parsed next
 
-    def run(self) -> None:
+    def run(self) -> _Blocks | None:
+        """Parse to the end, or return the ``_Blocks`` of a prose directive's body to parse before resuming."""
         steps = (self._skip_explicit, self._skip_doctest, self._skip_grid, self._skip_simple_table,
                  self._skip_adorned_title, self._skip_underlined_title)
         while self.i < self.n:
@@ -121,7 +276,11 @@ class _Blocks:
                 self.i += 1
             elif not self._skip_literal(line) and not any(step(line) for step in steps):
                 self._prose(line)
+            if self.body is not None:
+                body, self.body = self.body, None
+                return body
         self.flush()
+        return None
 
     def flush(self) -> None:
         if not self.cur:
@@ -157,13 +316,10 @@ class _Blocks:
         if not _RST_EXPLICIT.match(line):
             return False
         self.flush()
-        ind = indent_width(line)
-        j = self.i + 1
-        while j < self.n and (not self.lines[j].strip() or indent_width(self.lines[j]) > ind):
-            j += 1
-        prose = _directive_prose(line, self.lines[self.i + 1 : j])
-        if prose is not None:
-            _Blocks(prose, self.units, self.titles).run()
+        j = min(self.doc.body_ends[self.i], self.n)
+        k = _prose_start(line, self.lines, self.i + 1, j)
+        if k is not None:
+            self.body = _Blocks(self.doc, self.doc.expanded, k, j)
         self.i = j
         return True
 
@@ -236,7 +392,13 @@ class _Blocks:
 
 def parse_rst(text: str) -> tuple[str, list[str]]:
     """``(title, paragraphs)`` of a reST file; see the module docstring for what is kept."""
-    units: list[str] = []
-    titles: list[str] = []
-    _Blocks(text.splitlines(), units, titles).run()
-    return (titles[0] if titles else ""), units
+    lines = text.splitlines()
+    doc = _Doc(lines)
+    stack = [_Blocks(doc, lines, 0, len(lines))]  # nested directive bodies: a stack, not recursion
+    while stack:
+        body = stack[-1].run()
+        if body is None:
+            stack.pop()
+        else:
+            stack.append(body)
+    return (doc.titles[0] if doc.titles else ""), doc.units
