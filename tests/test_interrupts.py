@@ -90,21 +90,21 @@ def test_an_interrupted_sweep_continues_with_the_printed_command(tiny_store, tmp
 
 
 def test_an_interrupted_multi_model_run_keeps_finished_models(tiny_store, tmp_path, monkeypatch, capsys):
-    import lvmbench.runs.series as series
+    import lvmbench.runs.single as single
 
     out = tmp_path / "multi"
-    real = series.start_run
+    real = single.start_run
 
     def stop_at_mean_context(recipe, *a, **k):
         if recipe.model.name == "mean_context":
             raise KeyboardInterrupt
         return real(recipe, *a, **k)
 
-    monkeypatch.setattr(series, "start_run", stop_at_mean_context)
+    monkeypatch.setattr(single, "start_run", stop_at_mean_context)
     with pytest.raises(KeyboardInterrupt, match=f"resume with: lvmbench run --resume {out}.*not started: ridge"):
         main(["run", "--model", "copy_last,mean_context,ridge", "--data", str(tiny_store.path), "--out", str(out)]
              + QUICK)
-    monkeypatch.setattr(series, "start_run", real)
+    monkeypatch.setattr(single, "start_run", real)
     finished = (out / "copy_last" / "results.json").read_bytes()
     assert main(["run", "--resume", str(out)]) == 0
     assert (out / "copy_last" / "results.json").read_bytes() == finished  # kept, not redone

@@ -134,11 +134,11 @@ def test_a_checkpoint_recipe_naming_a_baseline_import_path(spy, tiny_store, tmp_
 
 
 def test_a_series_plan_naming_a_baseline_import_path(spy, tiny_store, tmp_path, capsys, monkeypatch):
-    import lvmbench.runs.series as series
+    import lvmbench.runs.jobs as jobs
 
     parent = tmp_path / "multi"
     calls = []
-    real = series._one
+    real = jobs.execute
 
     def stop_second(*args, **kwargs):
         if calls:
@@ -146,10 +146,10 @@ def test_a_series_plan_naming_a_baseline_import_path(spy, tiny_store, tmp_path, 
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(series, "_one", stop_second)
+    monkeypatch.setattr(jobs, "execute", stop_second)
     with pytest.raises(KeyboardInterrupt):
         main(["run", "--model", "copy_last,mean_context", "--data", str(tiny_store.path), "--out", str(parent)])
-    monkeypatch.setattr(series, "_one", real)
+    monkeypatch.setattr(jobs, "execute", real)
     plan = parent / "series.json"
     table = json.loads(plan.read_text())
     for point in table["points"]:

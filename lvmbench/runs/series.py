@@ -7,7 +7,6 @@ leaderboard that ends ``run --model a,b,c`` compares like with like.
 from __future__ import annotations
 
 import copy
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,17 +16,19 @@ import torch
 from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
-from lvmbench.errors import IntegrityError, Interrupted, LvmbenchError, UsageError, interrupt_behind
+from lvmbench.errors import IntegrityError, Interrupted, UsageError
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json
 from lvmbench.models import outside, registry
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.artefacts import dataset_info
-from lvmbench.runs.rundir import claim_existing, make_run_dir, scoped, series_dir
-from lvmbench.runs.single import prepare_run, start_run
+from lvmbench.runs.executors import ExecutorSpec
+from lvmbench.runs.jobs import JobResult, make_job, run_jobs
+from lvmbench.runs.rundir import claim_existing, scoped, series_dir
+from lvmbench.runs.single import prepare_run
 from lvmbench.runtime import configure_threads, resolve_device
+from lvmbench import trust
 from lvmbench.trust import check_recipe_imports
 from lvmbench.train import distributed
-from lvmbench.train.trainer import resume_command
 
 Log = Callable[[str], None]
 
@@ -75,17 +76,6 @@ def parse_models(spec: str) -> list[str]:
 
 def is_multi(spec: str | None) -> bool:
     return spec is not None and ("," in spec or spec.strip() == "all")
-
-
-def _failed(label: str, run_dir: Path, exc: Exception, log: Log) -> Outcome:
-    """An unexpected crash of one run: traceback to ``run_dir/error.txt``, the series goes on."""
-    try:
-        atomic_write_text(Path(run_dir) / "error.txt", traceback.format_exc())
-    except OSError:
-        pass
-    msg = f"unexpected {type(exc).__name__}: {exc}"
-    log(f"FAILED {label}: {msg} (traceback in {Path(run_dir) / 'error.txt'}); continuing with the next run")
-    return Outcome(label, run_dir, None, msg, 1)
 
 
 PLAN = "series.json"
@@ -142,53 +132,39 @@ def prepare_plan(plan: dict[str, Any], recipe: Recipe, data: str | None, where: 
     return prep, resolve_device(recipe.train.device)
 
 
-def _one(label: str, recipe: Recipe, run_dir: Path, prep: Prepared, device: torch.device, overwrite: bool,
-         log: Log, hint: str, resume: bool) -> Outcome:
-    """A point of the series: started afresh, or (resuming) taken up where it stopped."""
-    from lvmbench.runs.resume import continue_point
-
-    if resume and (run_dir / "results.json").is_file() and workdir.incomplete(run_dir) is None:
-        log(f"{run_dir}: finished before the interrupt; kept as it is")
-        return Outcome(label, run_dir, read_json(run_dir / "results.json", UsageError))
-    if resume and (run_dir / "recipe.json").is_file():
-        return Outcome(label, run_dir, continue_point(recipe, prep, run_dir, device, log, hint))
-    run_dir = make_run_dir(run_dir, recipe.model.name, overwrite or resume)  # resuming: never started, reuse
-    return Outcome(label, run_dir, start_run(recipe, prep, run_dir, device, log, resume_hint=hint)[1])
-
-
 def run_series(
-    points: list[tuple[str, Recipe, Path]], prep: Prepared, device: torch.device, overwrite: bool, log: Log = print,
-    resume_hint: str | None = None, resume: bool = False,
+    points: list[tuple[str, Recipe, Path]], prep: Prepared, device: torch.device | None = None,
+    overwrite: bool = False, log: Log = print, resume_hint: str | None = None, resume: bool = False,
+    spec: ExecutorSpec | None = None, rerun: bool = False,
 ) -> list[Outcome]:
-    """Train and score each (label, recipe, run_dir) on the same prepared data, one after another.
+    """Train and score each (label, recipe, run_dir) on ``prep``'s dataset, as jobs (:mod:`lvmbench.runs.jobs`).
 
-    A run that fails (bad input, an integrity failure, or an unexpected error
-    such as running out of memory) is reported and recorded, and the series
-    goes on with the next one: one broken model must not cost the others'
-    hours.  An unexpected error's traceback is written to ``run_dir/error.txt``.
-    Ctrl-C stops the whole series (exit 130), names the runs not started and
-    says how to continue (``resume_hint``); with ``resume`` finished points
-    are kept and started ones continue.
+    A point whose directory already holds its own finished run is reused; one
+    that was interrupted resumes from its last.pt; ``rerun`` runs every point
+    again.  ``spec`` says where the jobs run (default: one after another in
+    this process).  A run that fails (bad input, an integrity failure, or an
+    unexpected error such as running out of memory) is reported and recorded,
+    and the series goes on: one broken model must not cost the others'
+    hours.  Ctrl-C stops the whole series (exit 130), names the runs not
+    finished and says how to continue (``resume_hint``).
     """
     distributed.refuse_series("several runs in one launch")
-    outcomes: list[Outcome] = []
-    for i, (label, recipe, run_dir) in enumerate(points, 1):
-        log(f"=== [{i}/{len(points)}] {label} -> {run_dir}")
-        try:
-            outcomes.append(_one(label, recipe, run_dir, prep, device, overwrite, log,
-                                 resume_hint or resume_command(run_dir), resume))
-        except KeyboardInterrupt as exc:  # Interrupted is one too
-            raise _stopped(exc, label, [p[0] for p in points[i:]], resume_hint) from None
-        except Exception as exc:  # noqa: BLE001 - one model's failure must not end the series
-            interrupt = interrupt_behind(exc)
-            if interrupt is not None:  # a library turned the Ctrl-C into its own error
-                raise _stopped(interrupt, label, [p[0] for p in points[i:]], resume_hint) from None
-            if isinstance(exc, LvmbenchError):
-                log(f"FAILED {label}: {exc} (exit code {exc.exit_code}); continuing with the next run")
-                outcomes.append(Outcome(label, run_dir, None, str(exc), exc.exit_code))
-            else:
-                outcomes.append(_failed(label, run_dir, exc, log))
-    return outcomes
+    trusted = tuple(sorted(trust.trusted()))
+    jobs = [make_job(label, recipe, prep.store, run_dir, trusted, resume_hint or "")
+            for label, recipe, run_dir in points]
+    recipe_threads = points[0][1].train.threads if points else 0
+    cuda = bool(points) and str(device or "").startswith("cuda")
+    try:
+        results = run_jobs(jobs, spec or ExecutorSpec(), log, rerun, recipe_threads, cuda, resume)
+    except KeyboardInterrupt as exc:  # Interrupted is one too
+        raise _stopped(exc, "the series", getattr(exc, "not_started", []), resume_hint) from None
+    return [_outcome(r, log) for r in results]
+
+
+def _outcome(r: JobResult, log: Log) -> Outcome:
+    if not r.ok:
+        return Outcome(r.label, Path(r.run_dir), None, r.error, r.exit_code)
+    return Outcome(r.label, Path(r.run_dir), read_json(Path(r.run_dir) / "results.json", UsageError))
 
 
 def _stopped(exc: KeyboardInterrupt, label: str, rest: list[str], resume_hint: str | None) -> Interrupted:
