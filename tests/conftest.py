@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from lvmbench.config import Recipe, apply_overrides
@@ -47,3 +50,11 @@ def restore_threads():
     yield
     torch.set_num_threads(t)
     faiss.omp_set_num_threads(f)
+
+
+def job(parent: Path, slug: str) -> Path:
+    """The one job directory ``<slug>-<10 hex of the job key>`` in ``parent`` (multi-run commands write these)."""
+    found = [p for p in Path(parent).glob(f"{slug}-*") if p.is_dir() and re.fullmatch(re.escape(slug) + r"-[0-9a-f]{10}",
+                                                                                       p.name)]
+    assert len(found) == 1, f"{parent}: expected one {slug}-<hash> directory, found {[p.name for p in found]}"
+    return found[0]

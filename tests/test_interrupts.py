@@ -13,7 +13,7 @@ import pytest
 
 from lvmbench.cli import console_main, main
 
-from conftest import FAST
+from conftest import FAST, job
 
 QUICK = ["--set", "train.max_epochs=2", "--set", "eval.bootstrap=20"] + [a for s in FAST[:4] for a in ("--set", s)]
 
@@ -78,7 +78,7 @@ def test_an_interrupted_sweep_continues_with_the_printed_command(tiny_store, tmp
     monkeypatch.setattr(trainer, "validate", stop_in_the_second_point)
     with pytest.raises(KeyboardInterrupt, match=f"resume with: lvmbench sweep --resume {out}"):
         main(["sweep", *args, "--out", str(out)])
-    assert not (out / "sweep.json").exists() and (out / "ctx-3" / "last.pt").is_file()
+    assert not (out / "sweep.json").exists() and (job(out, "gru-ctx-3") / "last.pt").is_file()
     monkeypatch.setattr(trainer, "validate", real)
     capsys.readouterr()
     assert main(["sweep", "--resume", str(out)]) == 0
@@ -105,9 +105,9 @@ def test_an_interrupted_multi_model_run_keeps_finished_models(tiny_store, tmp_pa
         main(["run", "--model", "copy_last,mean_context,ridge", "--data", str(tiny_store.path), "--out", str(out)]
              + QUICK)
     monkeypatch.setattr(single, "start_run", real)
-    finished = (out / "copy_last" / "results.json").read_bytes()
+    finished = (job(out, "copy_last-s0") / "results.json").read_bytes()
     assert main(["run", "--resume", str(out)]) == 0
-    assert (out / "copy_last" / "results.json").read_bytes() == finished  # kept, not redone
+    assert (job(out, "copy_last-s0") / "results.json").read_bytes() == finished  # kept, not redone
     assert json.loads((out / "multi.json").read_text())["failed"] == []
     assert (out / "leaderboard.md").is_file()
 
@@ -150,9 +150,9 @@ def test_ctrl_c_during_a_checkpoint_write_stops_a_series_instead_of_failing_one_
     out = tmp_path / "multi"
     with pytest.raises(KeyboardInterrupt, match=f"resume with: lvmbench run --resume {out}.*not started: copy_last"):
         main(["run", "--model", "gru,copy_last", "--data", str(tiny_store.path), "--out", str(out)] + QUICK)
-    assert not (out / "gru" / "error.txt").exists() and not (out / "gru" / "last.pt").exists()
+    assert not (job(out, "gru-s0") / "error.txt").exists() and not (job(out, "gru-s0") / "last.pt").exists()
     monkeypatch.setattr(checkpoint.torch, "save", real)
-    assert main(["run", "--resume", str(out)]) == 0 and (out / "copy_last" / "results.json").is_file()
+    assert main(["run", "--resume", str(out)]) == 0 and (job(out, "copy_last-s0") / "results.json").is_file()
 
 
 def test_an_interrupted_build_prints_the_command_that_continues_it(tmp_path, monkeypatch, capsys):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conftest import job
 from lvmbench.cli import main
 from lvmbench.data.synth import write_synth
 
@@ -68,7 +69,9 @@ def test_suite_run_writes_a_run_per_task_and_the_suite_table(baseline_suite, sui
     summary = json.loads((baseline_suite / "suite.json").read_text())
     assert summary["tasks"] == ["alpha", "beta", "gamma"] and summary["failed"] == []
     for row in summary["rows"]:
-        assert (baseline_suite / row["task"] / "results.json").is_file()
+        assert (job(baseline_suite / row["task"], "copy_last-s0") / "results.json").is_file()
+        assert [r["run_dir"] for r in row["runs"]] == [str(job(baseline_suite / row["task"], "copy_last-s0")
+                                                          .relative_to(baseline_suite))]
         assert row["best_baseline"] in row["baselines"] and "holm_p" in row["vs_best"]
         lo, hi = row["vs_best"]["lift_ci_hit@5"]
         assert lo <= row["vs_best"]["hit@5"] <= hi
@@ -85,10 +88,10 @@ def test_suite_run_estimates_before_training_and_cross_validates(suite_root, bas
     printed = capsys.readouterr().out
     assert printed.index("estimated upper bound") < printed.index("training gru")
     row = json.loads((out / "suite.json").read_text())["rows"][0]
-    folds = [json.loads((out / "alpha" / f"fold-{f}" / "results.json").read_text()) for f in range(3)]
+    folds = [json.loads((job(out / "alpha", f"gru-fold-{f}-s0") / "results.json").read_text()) for f in range(3)]
     assert row["n_queries"] == sum(r["metrics"]["n_queries"] for r in folds)  # pooled over the folds
     assert len(row["folds"]["hit@5"]) == 3 and row["folds"]["min"] <= row["hit@5"] <= row["folds"]["max"]
-    tested = [set(r["split"]["sizes"]) and json.loads((out / "alpha" / f"fold-{f}" / "split.json").read_text())
+    tested = [set(r["split"]["sizes"]) and json.loads((job(out / "alpha", f"gru-fold-{f}-s0") / "split.json").read_text())
               ["chains"]["test"] for f, r in enumerate(folds)]
     assert not set(tested[0]) & set(tested[1]) and not set(tested[1]) & set(tested[2])  # each document tested once
     # compare accepts suite directories, task by task, fold by fold when the other suite has the same folds
@@ -112,7 +115,8 @@ def test_run_folds_pools_every_document_of_the_default_kind_of_dataset(tiny_stor
                  "--set", "eval.bootstrap=20"]) == 0
     cvj = json.loads((out / "cv.json").read_text())
     row = cvj["rows"][0]
-    sizes = [json.loads((out / f"fold-{f}" / "results.json").read_text())["metrics"]["n_queries"] for f in range(3)]
+    sizes = [json.loads((job(out, f"mean_context-fold-{f}-s0") / "results.json").read_text())["metrics"]["n_queries"]
+             for f in range(3)]
     assert row["n_queries"] == sum(sizes) and len(row["folds"]["hit@5"]) == 3
 
 
@@ -130,4 +134,4 @@ def test_a_suite_is_gated_against_a_deployed_suite_task_by_task_and_on_the_macro
     assert main(["gate", str(deployed), "--against", str(baseline_suite)]) == 1
     assert "gate: FAIL" in capsys.readouterr().out
     assert main(["gate", str(baseline_suite), "--min", "0.5"]) == 2  # thresholds are held per task run directory
-    assert "a suite directory is gated with --against" in capsys.readouterr().err
+    assert "a directory of several runs is gated with --lift-every-seed (or, for a suite, --against" in capsys.readouterr().err

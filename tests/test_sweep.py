@@ -11,7 +11,7 @@ from lvmbench.models import registry
 from lvmbench.runs.series import parse_models
 from lvmbench.runs.sweep import parse_contexts
 
-from conftest import FAST
+from conftest import FAST, job
 
 QUICK = [a for item in FAST + ["train.max_epochs=2"] for a in ("--set", item)]
 
@@ -29,8 +29,8 @@ def test_sweep_scores_every_context_on_the_same_queries_and_pool(tiny_store, tmp
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["contexts"] == [2, 5] and summary["exclude_len"] == 5
     assert all(v is True for v in summary["checks"].values()), summary["checks"]
-    a, b = (json.loads((out / f"ctx-{c}" / "results.json").read_text()) for c in (2, 5))
-    za, zb = _npz(out / "ctx-2" / "predictions.npz"), _npz(out / "ctx-5" / "predictions.npz")
+    a, b = (json.loads((job(out, f"gru-ctx-{c}") / "results.json").read_text()) for c in (2, 5))
+    za, zb = _npz(job(out, "gru-ctx-2") / "predictions.npz"), _npz(job(out, "gru-ctx-5") / "predictions.npz")
     # each point really trained and scored with its own context length ...
     assert (a["recipe"]["data"]["context_len"], b["recipe"]["data"]["context_len"]) == (2, 5)
     assert not np.array_equal(za["rank__mean_context"], zb["rank__mean_context"])
@@ -68,7 +68,7 @@ def test_sweep_fails_loudly_when_points_are_not_on_the_same_queries(tiny_store, 
 
     def shifted(run_dir):  # plant a different query set at the second point
         arrays = real(run_dir)
-        if run_dir.name == "ctx-3":
+        if run_dir.name.startswith("copy_last-ctx-3-"):
             arrays["target_ids"] = arrays["target_ids"][::-1].copy()
         return arrays
 
@@ -110,8 +110,8 @@ def test_multi_model_run_continues_past_a_failure_and_ends_with_the_leaderboard(
     captured = capsys.readouterr()
     (parent,) = (tmp_path / "runs").glob("*-multi")
     for name in ("gru", "lstm"):
-        assert (parent / name / "results.json").is_file(), name
-    assert not (parent / "amn" / "results.json").exists()
+        assert (job(parent, f"{name}-s0") / "results.json").is_file(), name
+    assert not (job(parent, "amn-s0") / "results.json").exists()
     assert "FAILED amn: planted failure for amn" in captured.out
     summary = json.loads((parent / "multi.json").read_text())
     assert summary["failed"] == ["amn"]
@@ -122,14 +122,14 @@ def test_multi_model_run_continues_past_a_failure_and_ends_with_the_leaderboard(
     assert "copy_last (baseline)" in captured.out and "McNemar" in captured.out
     assert "lstm" in (parent / "leaderboard.md").read_text()
     # both finished runs were scored on the same queries and pool (compare would refuse otherwise)
-    gru_res, lstm_res = (json.loads((parent / n / "results.json").read_text()) for n in ("gru", "lstm"))
+    gru_res, lstm_res = (json.loads((job(parent, f"{n}-s0") / "results.json").read_text()) for n in ("gru", "lstm"))
     assert gru_res["pool"]["sha256"] == lstm_res["pool"]["sha256"]
     assert gru_res["split"]["sha256"] == lstm_res["split"]["sha256"]
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:  # the plot extra is optional
         return
-    assert (parent / "leaderboard.png").is_file() and (parent / "gru" / "curves.png").is_file()
+    assert (parent / "leaderboard.png").is_file() and (job(parent, "gru-s0") / "curves.png").is_file()
 
 
 def test_multi_model_run_refuses_resume_and_existing_output(tiny_store, tmp_path, capsys):

@@ -27,6 +27,43 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     add_allow_import(p)
 
 
+def add_jobs_args(p: argparse.ArgumentParser, seeds: bool = True) -> None:
+    """Where a multi-run command's jobs run, whether finished ones rerun, and (``seeds``) the seeds axis."""
+    g = p.add_argument_group("jobs (every training-and-scoring point is a job with its own run directory)")
+    if seeds:
+        g.add_argument("--seeds", metavar="S1,S2,...",
+                       help="train every point once per training seed (train.seed: initialisation and data order; "
+                       "the split, queries and pool stay) and report the mean and min-max across seeds, the "
+                       "seed-averaged model's intervals and the paired test against the best baseline per seed "
+                       "and pooled")
+    g.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): on this machine; ray: each job a Ray task on the cluster at --ray-address "
+                   "(a local Ray instance without it; needs pip install -e \".[ray]\"), one GPU per job on CUDA")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local executor: N worker processes, the cores divided between them unless train.threads "
+                   "is set (default 1: one job after another in this process)")
+    g.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster, e.g. ray://head:10001 or auto")
+    g.add_argument("--rerun", action="store_true",
+                   help="run every job again, even those whose run directory in OUT already holds a finished run "
+                   "with the same job key (by default they are reused)")
+
+
+def spec_from_args(args: argparse.Namespace):  # -> ExecutorSpec
+    """The executor flags as a checked ExecutorSpec (bad values: one line, exit 2)."""
+    from lvmbench.runs.executors import ExecutorSpec
+
+    spec = ExecutorSpec(args.executor, args.jobs, args.ray_address, args.rerun)
+    spec.check()
+    return spec
+
+
+def jobs_flags_given(args: argparse.Namespace) -> list[str]:
+    """The executor flags set away from their defaults (a single run is one job: they do not apply)."""
+    given = {"--executor": args.executor != "local", "--jobs": args.jobs != 1, "--ray-address": bool(args.ray_address),
+             "--rerun": args.rerun}
+    return [flag for flag, on in given.items() if on]
+
+
 def add_allow_import(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-import", action="append", default=[], metavar="PKG.MOD:NAME",
                    help="confirm an import path that a file names as a baseline (eval.baselines of a TOML recipe, "

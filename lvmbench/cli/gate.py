@@ -24,7 +24,7 @@ def _policy(args: argparse.Namespace):  # -> Policy
     from lvmbench.report.policy import Against, Policy, Threshold, load
 
     p = load(args.policy) if args.policy else Policy()
-    others = args.benchmark or args.against or args.max_p95_ms is not None or args.policy
+    others = args.benchmark or args.against or args.max_p95_ms is not None or args.policy or args.lift_every_seed
     if args.min is not None or args.max is not None or not others:
         kind = "max" if args.max is not None else "min"
         bound = args.max if args.max is not None else (0.55 if args.min is None else args.min)
@@ -36,6 +36,7 @@ def _policy(args: argparse.Namespace):  # -> Policy
     if args.max_p95_ms is not None:
         p.max_p95_ms = args.max_p95_ms
     p.require_predictions = p.require_predictions or args.require_predictions
+    p.lift_every_seed = p.lift_every_seed or args.lift_every_seed
     return p
 
 
@@ -51,7 +52,7 @@ def add_gate(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("gate", help="exit 0 if a run passes the deploy gate's policy, 1 if not (numbers re-checked)",
                        description=GATE_DESCRIPTION, epilog=EPILOG)
     g.add_argument("results", metavar="RUN", help="run directory (or its results.json); a suite directory with "
-                   "--against")
+                   "--against; a directory of several runs (suite, folds, seeds) with --lift-every-seed")
     g.add_argument("--metric", default="hit@5", type=str.lower,
                    help="the metric of --min/--max and of --against (default hit@5)")
     g.add_argument("--min", type=float, help="threshold: the metric must be at least this fraction (default 0.55 "
@@ -72,6 +73,10 @@ def add_gate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-p95-ms", type=float, metavar="MS",
                    help="latency budget: the recorded batch-1 model p95 per query must be at most MS (refused, "
                    "exit 2, for a run without a latency record)")
+    g.add_argument("--lift-every-seed", action="store_true",
+                   help="for a directory of `run --seeds`, `run --folds` or `suite run`: pass only when, on every "
+                   "task and every training seed, the paired 95%% bootstrap interval of the Hit@5 lift over that "
+                   "seed's best baseline lies above 0 (each run re-read; a job that did not finish fails it)")
     g.add_argument("--policy", metavar="GATE.toml", help="a gate policy file (or a recipe file with a [gate] "
                    "table) holding any number of criteria; the flags above add to it")
     g.add_argument("--require-predictions", action="store_true",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from lvmbench.cli.common import EPILOG, add_recipe_args, log, recipe_from_args
+from lvmbench.cli.common import (
+    EPILOG, add_jobs_args, add_recipe_args, jobs_flags_given, log, recipe_from_args, spec_from_args,
+)
 from lvmbench.errors import UsageError
 
 RUN_DESCRIPTION = (
@@ -55,7 +57,8 @@ def resume(args: argparse.Namespace) -> int:
             from lvmbench.runs.suite import resume_suite
 
             return resume_suite(args.resume, log=log, models=models)[2]
-        from lvmbench.runs.series import resume_many, series_exit_code
+        from lvmbench.runs.multi import resume_many
+        from lvmbench.runs.series import series_exit_code
 
         return series_exit_code(resume_many(args.resume, args.data, log=log, models=models)[1])
     from lvmbench.runs.resume import resume_run
@@ -66,22 +69,29 @@ def resume(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device", "folds"))
+        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device", "folds", "seeds"))
         return resume(args)
-    from lvmbench.runs.series import is_multi, parse_models, run_many, series_exit_code
+    from lvmbench.runs.multi import run_many
+    from lvmbench.runs.series import is_multi, parse_models, parse_seeds, series_exit_code
     from lvmbench.runs.single import run
 
+    seeds, spec = parse_seeds(args.seeds), spec_from_args(args)
     if args.folds:
         from lvmbench.runs.folds import run_cv
 
         if is_multi(args.model):
             raise UsageError("--folds takes one model (cross-validate each model in its own run)")
-        return run_cv(recipe_from_args(args), args.folds, args.data, args.out, args.overwrite, log=log)[2]
-    if is_multi(args.model):
-        models = parse_models(args.model)
+        return run_cv(recipe_from_args(args), args.folds, args.data, args.out, args.overwrite, log=log,
+                      seeds=seeds, spec=spec)[2]
+    if is_multi(args.model) or seeds is not None:
+        models = parse_models(args.model) if args.model else ["memory_gru"]
         args.model = None
-        _, outcomes = run_many(recipe_from_args(args), models, args.data, args.out, overwrite=args.overwrite, log=log)
+        _, outcomes = run_many(recipe_from_args(args), models, args.data, args.out, overwrite=args.overwrite, log=log,
+                               seeds=seeds, spec=spec)
         return series_exit_code(outcomes)
+    if jobs_flags_given(args):
+        raise UsageError(f"{', '.join(jobs_flags_given(args))}: a single run is one job; these apply to several "
+                         "(--model a,b, --seeds, --folds)")
     run(recipe_from_args(args), args.data, args.out, overwrite=args.overwrite, log=log)
     return 0
 
@@ -116,6 +126,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                    "keeps the finished ones and continues the rest. The dataset must have the recorded sha256; "
                    "takes no recipe flags")
     add_recipe_args(r)
+    add_jobs_args(r)
     r.set_defaults(func=cmd_run)
 
 
@@ -132,7 +143,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"sweep needs {' and '.join(missing)} (or --resume SWEEP_DIR)")
     contexts = parse_contexts(args.context)
     check_overrides(args.overrides)
-    _, _, code = sweep(recipe_from_args(args), contexts, args.data, args.out, overwrite=args.overwrite, log=log)
+    _, _, code = sweep(recipe_from_args(args), contexts, args.data, args.out, overwrite=args.overwrite, log=log,
+                       spec=spec_from_args(args))
     return code
 
 
@@ -155,4 +167,5 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                     help="continue an interrupted sweep (the command an interrupt prints): finished points are "
                     "kept, an interrupted point resumes from its last.pt, the rest start; then sweep.json is written")
     add_recipe_args(sw)
+    add_jobs_args(sw, seeds=False)
     sw.set_defaults(func=cmd_sweep)

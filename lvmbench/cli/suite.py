@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lvmbench.cli.common import EPILOG, add_recipe_args, log, recipe_from_args
+from lvmbench.cli.common import EPILOG, add_jobs_args, add_recipe_args, log, recipe_from_args, spec_from_args
 
 RUN_DESCRIPTION = (
     "Train and score MODEL on every task of the standard suite (or --tasks a,b): each task's split and gates are "
@@ -48,9 +48,11 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         raise UsageError("suite run needs --model (or --resume OUT)")
     from lvmbench.runs.suite import suite_run
 
+    from lvmbench.runs.series import parse_seeds
+
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     return suite_run(recipe_from_args(args), tasks, args.out, args.overwrite, args.folds or 0, log=log,
-                     root=args.root, dry_run=args.dry_run)[2]
+                     root=args.root, dry_run=args.dry_run, seeds=parse_seeds(args.seeds), spec=spec_from_args(args))[2]
 
 
 def add_suite(sub: argparse._SubParsersAction) -> None:
@@ -79,4 +81,5 @@ def add_suite(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dry-run", action="store_true",
                    help="prepare the tasks, time a few training steps and print the estimated cost; train nothing")
     add_recipe_args(r)
+    add_jobs_args(r)
     r.set_defaults(func=cmd_suite_run)

@@ -347,11 +347,10 @@ def compare(
 
 
 def _task_runs(suite: Path, task: str) -> list[tuple[str, Path]]:
-    """The run directories of one task of a suite directory: the task's own, or one per fold."""
-    d = suite / task
-    if (d / "results.json").is_file():
-        return [(task, d)]
-    return [(f"{task} {f.name}", f) for f in sorted(d.glob("fold-*")) if (f / "results.json").is_file()]
+    """The run directories of one task of a suite directory (one per fold and seed), as suite.json records them."""
+    from lvmbench.report.suite import task_runs
+
+    return task_runs(suite, task)
 
 
 def compare_suites(paths: list[str | Path], metric: str = "hit@5", fmt: str = "table", force: bool = False,

@@ -22,6 +22,9 @@ own record, which it could have edited.  A policy file looks like::
     metric = "par"
     max = 1.1
 
+    lift_every_seed = true         # a `run --seeds` / `suite run --seeds` directory:
+                                   # the Hit@5 lift over the best baseline on every seed
+
     [against]
     run = "runs/deployed"
     metric = "hit@5"
@@ -38,7 +41,7 @@ from typing import Any
 from lvmbench.errors import ConfigError, UsageError
 
 KNOWN = {"metric", "min", "on", "thresholds", "benchmark", "against", "max_p95_ms", "require_predictions",
-         "against_metric", "margin"}
+         "against_metric", "margin", "lift_every_seed"}
 
 
 @dataclass
@@ -65,10 +68,11 @@ class Policy:
     against: Against | None = None
     max_p95_ms: float | None = None
     require_predictions: bool = False
+    lift_every_seed: bool = False
 
     def size(self) -> int:
         return (len(self.thresholds) + (self.benchmark is not None) + (self.against is not None)
-                + (self.max_p95_ms is not None))
+                + (self.max_p95_ms is not None) + self.lift_every_seed)
 
 
 def _threshold(t: Any, where: str) -> Threshold:
@@ -106,8 +110,11 @@ def from_table(table: dict[str, Any], where: str) -> Policy:
         thresholds.insert(0, Threshold(str(table.get("metric", "hit@5")), float(table.get("min", 0.55)), "min",
                                        str(table.get("on", "value"))))
     p95 = table.get("max_p95_ms")
+    every = table.get("lift_every_seed", False)
+    if not isinstance(every, bool):
+        raise ConfigError(f"{where}: lift_every_seed must be true or false, got {every!r}")
     return Policy(thresholds, table.get("benchmark") or None, _against(table, where),
-                  float(p95) if p95 else None, bool(table.get("require_predictions", False)))
+                  float(p95) if p95 else None, bool(table.get("require_predictions", False)), every)
 
 
 def load(path: str | Path) -> Policy:

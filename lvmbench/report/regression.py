@@ -115,6 +115,17 @@ def _suite_tasks(path: Path) -> list[str]:
     return list(table.get("tasks") or [])
 
 
+def _one_run(suite_dir: Path, task: str) -> Path:
+    """The task's single run directory (a task with folds or several seeds is not compared run by run yet)."""
+    from lvmbench.report.suite import task_runs
+
+    runs = task_runs(suite_dir, task)
+    if len(runs) != 1:
+        raise UsageError(f"{suite_dir}: task {task} has {len(runs)} finished runs (folds or seeds); --against "
+                         "compares suites of one run per task (gate seeds with --lift-every-seed)")
+    return runs[0][1]
+
+
 def against(candidate: str | Path, deployed: str | Path, metric: str = "hit@5",
             margin: float = 0.01) -> dict[str, Any]:
     """The regression verdict for a run (or a suite directory) against the deployed one."""
@@ -140,9 +151,8 @@ def against_suite(cand: Path, deployed: Path, metric: str, margin: float) -> dic
         raise UsageError(f"{cand} and {deployed} share no task")
     rows = {}
     for task in tasks:
-        if not (cand / task / "results.json").is_file():
-            raise UsageError(f"{cand / task}: no results.json (a suite run with folds is not gated task by task yet)")
-        rows[task] = compare_pair(load_scored(cand / task), load_scored(deployed / task), metric, margin)
+        rows[task] = compare_pair(load_scored(_one_run(cand, task)), load_scored(_one_run(deployed, task)), metric,
+                                  margin)
     adjusted = holm([r["noninferiority_p"] for r in rows.values()])
     for r, p in zip(rows.values(), adjusted):
         r["holm_p"] = p

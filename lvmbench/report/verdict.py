@@ -116,12 +116,39 @@ def _latency(budget: float, results: dict[str, Any], run: Path) -> Criterion:
     return Criterion("latency", f"latency p95 <= {budget:g} ms", passed, line, {"p95_ms": rec["p95_ms"], **rec})
 
 
+def _every_seed(d: Path) -> Criterion:
+    from lvmbench.report import seeds_gate
+
+    r = seeds_gate.every_seed(d)
+    return Criterion("seeds", "lift on every seed", r["passed"], seeds_gate.line(r), r)
+
+
+def _evaluate_aggregate(policy: Policy, d: Path) -> Verdict:
+    """A directory of several runs (suite, folds, seeds): --against for a suite, --lift-every-seed for any."""
+    if policy.thresholds or policy.benchmark or policy.max_p95_ms is not None:
+        raise UsageError(f"{d}: a directory of several runs is gated with --lift-every-seed (or, for a suite, "
+                         "--against DEPLOYED_SUITE); thresholds, benchmark pins and latency are gated on one run "
+                         "directory (one of the run directories inside it)")
+    if policy.against is not None and not (d / "suite.json").is_file():
+        raise UsageError(f"{d}: --against compares one run with one run, or a suite with a suite")
+    if policy.against is None and not policy.lift_every_seed:
+        raise UsageError(f"{d}: a directory of several runs is gated with --lift-every-seed (or, for a suite, "
+                         "--against DEPLOYED_SUITE)")
+    workdir.check_finished(d, "gate")
+    criteria = (_against(policy.against, d) if policy.against is not None else []) + (
+        [_every_seed(d)] if policy.lift_every_seed else [])
+    return Verdict(str(d), criteria, "every task and seed of the directory, each run re-read", None)
+
+
 def evaluate(policy: Policy, run: str | Path) -> Verdict:
-    """Every criterion of ``policy`` on the run (or suite) directory ``run``."""
+    """Every criterion of ``policy`` on the run (or suite, folds or seeds) directory ``run``."""
     p = Path(run)
     d = p if p.is_dir() else p.parent
-    if (d / "suite.json").is_file():
-        return _evaluate_suite(policy, d)
+    if any((d / name).is_file() for name in ("suite.json", "cv.json", "multi.json")):
+        return _evaluate_aggregate(policy, d)
+    if policy.lift_every_seed:
+        raise UsageError(f"{d}: --lift-every-seed gates a directory of `run --seeds`, `run --folds` or `suite run`; "
+                         "this is a single run")
     workdir.check_finished(d, "gate")
     results = load_results(p)
     criteria = [_threshold(t, results, p, policy.require_predictions) for t in policy.thresholds]
@@ -135,15 +162,6 @@ def evaluate(policy: Policy, run: str | Path) -> Verdict:
         criteria.append(_latency(policy.max_p95_ms, results, d))
     context = benchmark.describe(pins, (results.get("metrics") or {}).get("chance"))
     return Verdict(str(p), criteria, context, policy.benchmark)
-
-
-def _evaluate_suite(policy: Policy, d: Path) -> Verdict:
-    if policy.thresholds or policy.benchmark or policy.max_p95_ms is not None or policy.against is None:
-        raise UsageError(f"{d}: a suite directory is gated with --against DEPLOYED_SUITE (thresholds, benchmark "
-                         "pins and latency are gated on each task's run directory, e.g. lvmbench gate "
-                         f"{d / 'TASK'})")
-    criteria = _against(policy.against, d)
-    return Verdict(str(d), criteria, "every task of the suite, paired with the deployed suite's", None)
 
 
 def _context(v: Verdict) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,9 +32,12 @@ from lvmbench.errors import UsageError
 
 @dataclass(frozen=True)
 class ExecutorSpec:
+    """Where a command's jobs run (``--executor``, ``--jobs``, ``--ray-address``) and whether finished ones rerun."""
+
     kind: str = "local"  # local | ray
     jobs: int = 1
     ray_address: str | None = None
+    rerun: bool = False
 
     def check(self) -> None:
         if self.kind not in ("local", "ray"):
@@ -42,10 +46,37 @@ class ExecutorSpec:
             raise UsageError(f"--jobs {self.jobs}: at least 1 (1 runs the jobs one after another in this process)")
         if self.ray_address and self.kind != "ray":
             raise UsageError("--ray-address goes with --executor ray")
+        if self.kind == "ray":
+            _import_ray()
+            if self.ray_address:
+                _probe(self.ray_address)
 
     @property
     def serial(self) -> bool:
         return self.kind == "local" and self.jobs == 1
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError('--executor ray needs the ray extra: pip install -e ".[ray]"') from None
+    return ray
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A TCP connection to ``[ray://]host:port`` within ``timeout`` (Ray itself retries for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address {address}: cannot reach a Ray cluster there ({exc.strerror or exc}); "
+                         "start one with `ray start --head` or leave the address out for a local instance") from None
 
 
 class InProcess(cf.Executor):
@@ -66,15 +97,12 @@ class RayExecutor(cf.Executor):
     """Each call a Ray task on the cluster (``address``) or a local instance."""
 
     def __init__(self, address: str | None, cpus: int, gpus: int):
+        ray = self._ray = _import_ray()
+        self._owned = not ray.is_initialized()  # a Ray this process already joined (a notebook, a test) stays up
         try:
-            import ray
-        except ImportError:
-            raise UsageError('--executor ray needs the ray extra: pip install -e ".[ray]"') from None
-        self._ray = ray
-        try:
-            if address:
+            if self._owned and address:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False)
-            else:
+            elif self._owned:
                 ray.init(num_cpus=os.cpu_count(), log_to_driver=False, include_dashboard=False)
         except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ValueError...
             raise UsageError(f"--ray-address {address}: cannot connect to a Ray cluster ({type(exc).__name__}: "
@@ -86,7 +114,8 @@ class RayExecutor(cf.Executor):
         return remote.remote(*args, **kwargs).future()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._ray.shutdown()
+        if self._owned:
+            self._ray.shutdown()
 
 
 def threads_per_job(spec: ExecutorSpec, recipe_threads: int) -> int | None:

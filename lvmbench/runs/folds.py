@@ -1,7 +1,8 @@
 """Document-level k-fold cross-validation: every document is a test document once.
 
 ``lvmbench run --folds K`` (and ``suite run --folds K``) trains and scores
-fold ``f`` into ``OUT/fold-<f>/``, an ordinary run directory whose test pool
+fold ``f`` into ``OUT/fold-<f>-s<seed>-<hash>/`` (a job: :mod:`lvmbench.runs.jobs`),
+an ordinary run directory whose test pool
 is that fold's own test documents.  The folds' test queries are then pooled
 (they are disjoint and together cover every document) for the intervals and
 the paired tests, and each fold's Hit@5 is kept to show the spread.  On the
@@ -15,12 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from lvmbench import workdir
 from lvmbench.config import Recipe, validate
-from lvmbench.data.prepare import prepare, resolve_data
-from lvmbench.data.store import ChainStore
+from lvmbench.data.prepare import resolve_data
 from lvmbench.errors import UsageError
 from lvmbench.evaluate import metrics
 from lvmbench.io import atomic_write_json, atomic_write_text
@@ -29,8 +28,10 @@ from lvmbench.report.compare import load_run
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.resume import check_dataset
 from lvmbench.runs.rundir import scoped, series_dir
+from lvmbench.runs.executors import ExecutorSpec
+from lvmbench.runs.jobs import job_dir
 from lvmbench.runs.series import (
-    PLAN, Outcome, load_plan, run_series, series_exit_code, series_resume_command, write_plan,
+    PLAN, Outcome, load_plan, run_series, seeded, series_exit_code, series_resume_command, slug, write_plan,
 )
 from lvmbench.runs.single import prepare_run
 from lvmbench.runtime import configure_threads, resolve_device
@@ -52,18 +53,24 @@ def fold_recipes(recipe: Recipe, folds: int) -> list[Recipe]:
     return out
 
 
-def fold_points(recipe: Recipe, folds: int, parent: Path) -> list[tuple[str, Recipe, Path]]:
-    return [(f"fold {f}", r, parent / f"fold-{f}") for f, r in enumerate(fold_recipes(recipe, folds))]
+def fold_points(recipe: Recipe, folds: int, parent: Path, sha256: str, seeds: list[int] | None = None,
+                prefix: str = "") -> tuple[list[tuple[str, Recipe, Path]], list[dict[str, Any]]]:
+    """(label, recipe, job directory ``<model>-fold-<f>-s<seed>-<hash>``) per fold and seed, and what each is."""
+    points, what = [], []
+    for f, rf in enumerate(fold_recipes(recipe, folds)):
+        for seed, r in seeded(rf, seeds):
+            label = f"{prefix}fold {f}" + (f" seed {seed}" if seeds is not None else "")
+            points.append((label, r, job_dir(parent, slug(r.model.name, f"fold-{f}", f"s{seed}"), r, sha256)))
+            what.append({"fold": f, "seed": seed})
+    return points, what
 
 
-def run_fold_points(points: list[tuple[str, Recipe, Path]], store: ChainStore, device: torch.device,
-                    overwrite: bool, log: Log, hint: str, resume: bool = False) -> list[Outcome]:
-    """Each fold on its own split of the same documents (a fold's prepare() gives its split)."""
-    outcomes: list[Outcome] = []
-    for label, recipe, run_dir in points:
-        prep = prepare(store, recipe)
-        outcomes += run_series([(label, recipe, run_dir)], prep, device, overwrite, log, hint, resume=resume)
-    return outcomes
+def by_seed(outcomes: list[Outcome], what: list[dict[str, Any]]) -> dict[int, list[Outcome]]:
+    """The outcomes grouped by training seed, each group in fold order."""
+    out: dict[int, list[Outcome]] = {}
+    for o, w in sorted(zip(outcomes, what), key=lambda ow: (ow[1]["seed"], ow[1].get("fold") or 0)):
+        out.setdefault(w["seed"], []).append(o)
+    return out
 
 
 def pooled(outcomes: list[Outcome]) -> tuple[np.ndarray, dict[str, np.ndarray], list[float]]:
@@ -78,19 +85,30 @@ def pooled(outcomes: list[Outcome]) -> tuple[np.ndarray, dict[str, np.ndarray], 
     return ranks, base, [metrics.value("hit@5", a["rank"]) for a in arrays]
 
 
-def cv_row(task: str, model: str, outcomes: list[Outcome], ks: list[int]) -> dict[str, Any]:
-    ranks, base, per_fold = pooled(outcomes)
-    row = suite_report.task_row(task, model, ranks, base, ks, folds=per_fold)
+def cv_row(task: str, model: str, outcomes: list[Outcome], what: list[dict[str, Any]],
+           ks: list[int]) -> dict[str, Any]:
+    """One task's row over its folds (pooled) and seeds; a seed counts only when every fold of it finished."""
+    groups = {s: g for s, g in by_seed(outcomes, what).items() if all(o.ok for o in g)}
+    if not groups:
+        raise UsageError("no seed finished all its folds; nothing to pool")
+    pooled_by_seed = {s: pooled(g) for s, g in groups.items()}
+    first = pooled_by_seed[min(pooled_by_seed)]
+    per_fold = [h for _, _, hits in pooled_by_seed.values() for h in hits]
+    row = suite_report.seeds_row(task, model, {s: p[0] for s, p in pooled_by_seed.items()}, first[1], ks,
+                                 folds=per_fold)
     row["failed_folds"] = [o.label for o in outcomes if not o.ok]
     return row
 
 
-def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], log: Log) -> dict[str, Any]:
-    """cv.json and cv.md: the pooled scores of a cross-validated run, with the fold spread."""
+def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], what: list[dict[str, Any]],
+             log: Log) -> dict[str, Any]:
+    """cv.json and cv.md: the pooled scores of a cross-validated run, with the fold (and seed) spread."""
     ks = list(recipe.eval.ks)
-    summary = suite_report.summarize([cv_row(parent.name, recipe.model.name, outcomes, ks)], ks)
+    summary = suite_report.summarize([cv_row(parent.name, recipe.model.name, outcomes, what, ks)], ks)
     summary.update({"schema_version": SCHEMA_VERSION, "created_utc": utc_now(), "folds": recipe.data.folds,
-                    "model": recipe.model.name, "runs": [o.summary() for o in outcomes],
+                    "model": recipe.model.name,
+                    "runs": [{**o.summary(), **w, "run_dir": str(Path(o.run_dir).relative_to(parent))}
+                             for o, w in zip(outcomes, what)],
                     "recipe": recipe.to_dict()})
     table = suite_report.render(summary, ks)
     atomic_write_json(parent / "cv.json", summary)
@@ -105,19 +123,22 @@ def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], log: Log) ->
 
 @scoped
 def run_cv(recipe: Recipe, folds: int, data: str | None, out: str | Path | None, overwrite: bool = False,
-           log: Log = print) -> tuple[Path, dict[str, Any], int]:
-    """``lvmbench run --folds K``: every fold into OUT/fold-<f>/, then cv.json / cv.md with pooled scores."""
+           log: Log = print, seeds: list[int] | None = None,
+           spec: ExecutorSpec | None = None) -> tuple[Path, dict[str, Any], int]:
+    """``lvmbench run --folds K``: every fold (and seed) as a job in OUT, then cv.json / cv.md with pooled scores."""
     distributed.refuse_series("run --folds")
     name = recipe.model.name
     points_recipe = fold_recipes(recipe, folds)[0]
     store, prep0, device = prepare_run([name], points_recipe, data, log)
     recipe.data = copy.deepcopy(points_recipe.data)  # the dataset's fixed settings, as fold 0 adopted them
-    parent = series_dir(out, f"{name}-cv{folds}", overwrite)
-    points = fold_points(recipe, folds, parent)
-    write_plan(parent, "folds", points, prep0, folds=folds)
-    log(f"{folds}-fold cross-validation of {name} into {parent}: every document is a test document once")
-    outcomes = run_fold_points(points, store, device, overwrite, log, series_resume_command("folds", parent))
-    return parent, write_cv(parent, points[0][1], outcomes, log), series_exit_code(outcomes)
+    parent = series_dir(out, f"{name}-cv{folds}", overwrite, kind="folds", log=log)
+    points, what = fold_points(recipe, folds, parent, store.sha256, seeds)
+    write_plan(parent, "folds", points, prep0, folds=folds, what=what)
+    log(f"{folds}-fold cross-validation of {name} into {parent}: every document is a test document once"
+        + (f"; training seeds {', '.join(map(str, seeds))}" if seeds else ""))
+    outcomes = run_series(points, [store] * len(points), device, overwrite, log,
+                          series_resume_command("folds", parent), spec=spec)
+    return parent, write_cv(parent, points[0][1], outcomes, what, log), series_exit_code(outcomes)
 
 
 @scoped
@@ -130,6 +151,7 @@ def resume_cv(parent: str | Path, data: str | None = None, log: Log = print,
     check_dataset(store, plan["dataset"]["sha256"], parent / PLAN)
     configure_threads(points[0][1])
     log(f"resuming the {plan['folds']}-fold cross-validation in {parent}")
-    outcomes = run_fold_points(points, store, resolve_device(points[0][1].train.device), False, log,
-                               series_resume_command("folds", parent), resume=True)
-    return parent, write_cv(parent, points[0][1], outcomes, log), series_exit_code(outcomes)
+    outcomes = run_series(points, [store] * len(points), resolve_device(points[0][1].train.device), False, log,
+                          series_resume_command("folds", parent), resume=True)
+    what = plan.get("what") or [{"fold": i, "seed": None} for i in range(len(points))]
+    return parent, write_cv(parent, points[0][1], outcomes, what, log), series_exit_code(outcomes)

@@ -17,6 +17,7 @@ import paths this command trusted.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from typing import Any, Callable
 
 from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
-from lvmbench.errors import LvmbenchError, interrupt_behind
+from lvmbench.errors import LvmbenchError, UsageError, interrupt_behind
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json, sha256_json
 
 Log = Callable[[str], None]
@@ -43,6 +44,7 @@ class Job:
     run_dir: str
     trusted: tuple[str, ...] = ()
     resume_hint: str = ""
+    cwd: str = ""  # the command's working directory: relative paths mean the same in a worker
 
     @property
     def key(self) -> str:
@@ -77,7 +79,7 @@ def job_dir(parent: Path, slug: str, recipe: Recipe, dataset_sha256: str) -> Pat
 def make_job(label: str, recipe: Recipe, store: Any, run_dir: Path, trusted: tuple[str, ...] = (),
              resume_hint: str = "") -> Job:
     return Job(label, recipe.to_dict(), str(store.path), store.sha256, str(run_dir), tuple(sorted(trusted)),
-               resume_hint)
+               resume_hint, os.getcwd())
 
 
 def finished(job: Job) -> bool:
@@ -107,6 +109,8 @@ def execute(job: Job, threads: int | None = None, log_file: bool = False, rerun:
     from lvmbench.trust import trusted_imports
 
     t0 = time.perf_counter()
+    if job.cwd and os.getcwd() != job.cwd:
+        os.chdir(job.cwd)  # a worker process or Ray task: the paths are the command's
     if not rerun and finished(job):
         return JobResult(job.label, job.run_dir, "reused", extra=_headline(job))
     if threads:
@@ -214,6 +218,8 @@ def run_jobs(jobs: list[Job], spec: Any, log: Log, rerun: bool = False, recipe_t
                                                    else f"Ray ({spec.ray_address or 'a local instance'})")
     log(f"jobs: {len(jobs)} ({len(results)} finished before and reused, {len(todo)} to run {where})")
     started: set[int] = set()
+    if todo and not spec.serial:
+        _check_portable([jobs[i] for i in todo])
     if todo:
         try:
             _submit_all(jobs, todo, spec, results, started, log, rerun, threads_per_job(spec, recipe_threads),
@@ -225,6 +231,18 @@ def run_jobs(jobs: list[Job], spec: Any, log: Log, rerun: bool = False, recipe_t
     counts = {s: sum(r.status == s for r in out) for s in ("reused", "run", "resumed", "failed")}
     log("jobs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return out
+
+
+def _check_portable(jobs: list[Job]) -> None:
+    """A model registered in this process (``register_model``) does not exist in a worker: refuse, one line."""
+    from lvmbench.models import registry
+
+    for job in jobs:
+        for name in [job.recipe["model"]["name"], *job.recipe["eval"].get("baselines", [])]:
+            entry = registry.REGISTRY.get(name)
+            if entry is not None and getattr(entry, "source", None) == "registered":
+                raise UsageError(f"--model {name}: registered in this process (register_model), so a worker "
+                                 "cannot build it; run with --jobs 1, or name it by an import path or an entry point")
 
 
 def _submit_all(jobs: list[Job], todo: list[int], spec: Any, results: dict[int, JobResult], started: set[int],

@@ -53,10 +53,39 @@ def claim_existing(run_dir: Path) -> Path:
     return run_dir
 
 
-def series_dir(out: str | Path | None, suffix: str, overwrite: bool) -> Path:
-    """The parent directory of a series (default runs/<timestamp>-<suffix>); refused if non-empty."""
+PLAN = "series.json"
+"""Written into a series' parent directory before its first job: the kind of series and its points."""
+
+
+def plan_kind(parent: Path) -> str | None:
+    """The kind (multi, sweep, folds, suite) a directory's series.json names, or None."""
+    import json
+
+    try:
+        kind = json.loads((parent / PLAN).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def series_dir(out: str | Path | None, suffix: str, overwrite: bool, kind: str | None = None,
+               log: Callable[[str], None] | None = None) -> Path:
+    """The parent directory of a series (default runs/<timestamp>-<suffix>).
+
+    A directory that already holds a series of the same ``kind`` is taken up
+    as it is (locked, marked incomplete): its finished jobs are reused, so a
+    command run again, or extended by another model, seed or task, runs only
+    what is missing.  Any other non-empty directory is refused unless
+    ``overwrite``, which empties it first.
+    """
     if out is None:
         out = Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{suffix}"
+    out = Path(out)
+    if kind is not None and not overwrite and out.is_dir() and plan_kind(out) == kind:
+        if log is not None:
+            log(f"{out}: holds a {kind} series already; its finished jobs are reused (--rerun runs them again, "
+                "--overwrite empties the directory first)")
+        return claim_existing(out)
     return make_run_dir(out, suffix, overwrite)
 
 

@@ -7,6 +7,7 @@ leaderboard that ends ``run --model a,b,c`` compares like with like.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,17 +15,16 @@ from typing import Any, Callable
 import torch
 
 from lvmbench import workdir
-from lvmbench.config import Recipe, recipe_from_dict
+from lvmbench.config import Recipe, recipe_from_dict, training_seed
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
-from lvmbench.errors import IntegrityError, Interrupted, UsageError
-from lvmbench.io import atomic_write_json, atomic_write_text, read_json
+from lvmbench.errors import Interrupted, UsageError
+from lvmbench.io import atomic_write_json, read_json
 from lvmbench.models import outside, registry
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.artefacts import dataset_info
 from lvmbench.runs.executors import ExecutorSpec
 from lvmbench.runs.jobs import JobResult, make_job, run_jobs
-from lvmbench.runs.rundir import claim_existing, scoped, series_dir
-from lvmbench.runs.single import prepare_run
+from lvmbench.runs.rundir import PLAN, claim_existing
 from lvmbench.runtime import configure_threads, resolve_device
 from lvmbench import trust
 from lvmbench.trust import check_recipe_imports
@@ -78,8 +78,6 @@ def is_multi(spec: str | None) -> bool:
     return spec is not None and ("," in spec or spec.strip() == "all")
 
 
-PLAN = "series.json"
-"""Written into a series' parent directory before its first run: what an interrupted series needs to continue."""
 
 
 def series_resume_command(kind: str, parent: Path) -> str:
@@ -94,7 +92,8 @@ def write_plan(parent: Path, kind: str, points: list[tuple[str, Recipe, Path]], 
     atomic_write_json(parent / PLAN, {
         "schema_version": SCHEMA_VERSION, "kind": kind, "created_utc": utc_now(),
         "dataset": dataset_info(prep), "split_sha256": prep.report["split"]["sha256"],
-        "points": [{"label": label, "dir": run_dir.name, "recipe": r.to_dict()} for label, r, run_dir in points],
+        "points": [{"label": label, "dir": str(run_dir.relative_to(parent)), "recipe": r.to_dict()}
+                   for label, r, run_dir in points],
         **extra,
     })
 
@@ -112,11 +111,20 @@ def load_plan(parent: Path, models: list[str] | None = None) -> tuple[dict[str, 
     if (parent / done).is_file() and workdir.incomplete(parent) is None:
         raise UsageError(f"{parent}: this {plan.get('kind')} already finished; nothing to resume")
     claim_existing(parent)
-    points = [(pt["label"], recipe_from_dict(pt["recipe"], path), parent / pt["dir"]) for pt in plan["points"]]
+    points = [(pt["label"], recipe_from_dict(pt["recipe"], path), _inside(parent, pt["dir"], path))
+              for pt in plan["points"]]
     outside.confirm([r.model.name for _, r, _ in points], models, str(path))
     for _, r, _ in points:
         check_recipe_imports(r.model.name, r.eval.baselines, str(path))
     return plan, points
+
+
+def _inside(parent: Path, rel: Any, where: Path) -> Path:
+    """A point's directory as the plan names it: a path inside the series directory, never outside it."""
+    p = Path(str(rel))
+    if not str(rel) or p.is_absolute() or ".." in p.parts:
+        raise UsageError(f"{where}: point directory {rel!r} is not a path inside {parent}")
+    return parent / p
 
 
 def prepare_plan(plan: dict[str, Any], recipe: Recipe, data: str | None, where: Path,
@@ -132,36 +140,73 @@ def prepare_plan(plan: dict[str, Any], recipe: Recipe, data: str | None, where: 
     return prep, resolve_device(recipe.train.device)
 
 
-def run_series(
-    points: list[tuple[str, Recipe, Path]], prep: Prepared, device: torch.device | None = None,
-    overwrite: bool = False, log: Log = print, resume_hint: str | None = None, resume: bool = False,
-    spec: ExecutorSpec | None = None, rerun: bool = False,
-) -> list[Outcome]:
-    """Train and score each (label, recipe, run_dir) on ``prep``'s dataset, as jobs (:mod:`lvmbench.runs.jobs`).
+def parse_seeds(spec: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2] (each >= 0, no repeats); None when not given."""
+    if spec is None:
+        return None
+    try:
+        seeds = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {spec!r}: comma-separated non-negative integers, e.g. 0,1,2") from None
+    if not seeds or any(x < 0 for x in seeds):
+        raise UsageError(f"--seeds {spec!r}: comma-separated non-negative integers, e.g. 0,1,2")
+    dup = sorted({x for x in seeds if seeds.count(x) > 1})
+    if dup:
+        raise UsageError(f"--seeds lists {', '.join(map(str, dup))} more than once")
+    return seeds
 
-    A point whose directory already holds its own finished run is reused; one
-    that was interrupted resumes from its last.pt; ``rerun`` runs every point
-    again.  ``spec`` says where the jobs run (default: one after another in
-    this process).  A run that fails (bad input, an integrity failure, or an
-    unexpected error such as running out of memory) is reported and recorded,
-    and the series goes on: one broken model must not cost the others'
-    hours.  Ctrl-C stops the whole series (exit 130), names the runs not
-    finished and says how to continue (``resume_hint``).
+
+def seeded(recipe: Recipe, seeds: list[int] | None) -> list[tuple[int, Recipe]]:
+    """One recipe per training seed (``train.seed``: initialisation and data order; the split stays)."""
+    if seeds is None:
+        return [(training_seed(recipe), recipe)]
+    out = []
+    for seed in seeds:
+        r = copy.deepcopy(recipe)
+        r.train.seed = seed
+        out.append((seed, r))
+    return out
+
+
+def slug(*parts: Any) -> str:
+    """A directory-name-safe label of a job (an import path's ``:`` and ``/`` become ``_``)."""
+    return "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", str(p)) for p in parts if p not in (None, ""))
+
+
+def run_series(
+    points: list[tuple[str, Recipe, Path]], prep: Prepared | list[Any], device: torch.device | None = None,
+    overwrite: bool = False, log: Log = print, resume_hint: str | None = None, resume: bool = False,
+    spec: ExecutorSpec | None = None,
+) -> list[Outcome]:
+    """Train and score each (label, recipe, run_dir) as a job (:mod:`lvmbench.runs.jobs`), then read the outcomes.
+
+    ``prep`` is the prepared dataset every point uses, or one chain store per
+    point (a suite's tasks).  A point whose directory already holds its own
+    finished run is reused; one that was interrupted resumes from its
+    last.pt; ``spec.rerun`` runs every point again.  ``spec`` says where the
+    jobs run (default: one after another in this process).  A run that fails
+    (bad input, an integrity failure, or an unexpected error such as running
+    out of memory) is reported and recorded, and the series goes on: one
+    broken model must not cost the others' hours.  Ctrl-C stops the whole
+    series (exit 130), names the runs not started and says how to continue
+    (``resume_hint``).
     """
     distributed.refuse_series("several runs in one launch")
+    spec = spec or ExecutorSpec()
+    stores = prep if isinstance(prep, list) else [prep.store] * len(points)
     trusted = tuple(sorted(trust.trusted()))
-    jobs = [make_job(label, recipe, prep.store, run_dir, trusted, resume_hint or "")
-            for label, recipe, run_dir in points]
+    jobs = [make_job(label, recipe, store, run_dir, trusted, resume_hint or "")
+            for (label, recipe, run_dir), store in zip(points, stores)]
     recipe_threads = points[0][1].train.threads if points else 0
     cuda = bool(points) and str(device or "").startswith("cuda")
     try:
-        results = run_jobs(jobs, spec or ExecutorSpec(), log, rerun, recipe_threads, cuda, resume)
+        results = run_jobs(jobs, spec, log, spec.rerun, recipe_threads, cuda, resume)
     except KeyboardInterrupt as exc:  # Interrupted is one too
         raise _stopped(exc, "the series", getattr(exc, "not_started", []), resume_hint) from None
-    return [_outcome(r, log) for r in results]
+    return [_outcome(r) for r in results]
 
 
-def _outcome(r: JobResult, log: Log) -> Outcome:
+def _outcome(r: JobResult) -> Outcome:
     if not r.ok:
         return Outcome(r.label, Path(r.run_dir), None, r.error, r.exit_code)
     return Outcome(r.label, Path(r.run_dir), read_json(Path(r.run_dir) / "results.json", UsageError))
@@ -179,82 +224,3 @@ def _stopped(exc: KeyboardInterrupt, label: str, rest: list[str], resume_hint: s
 def series_exit_code(outcomes: list[Outcome]) -> int:
     """0 when every run finished; otherwise the highest exit code among the failures."""
     return max((o.exit_code for o in outcomes if not o.ok), default=0)
-
-
-def _leaderboard(parent: Path, done: list[Outcome], n_models: int, log: Log) -> dict[str, Any] | None:
-    """The compare leaderboard of the runs that finished (leaderboard.md, leaderboard.png)."""
-    from lvmbench.report import compare as cmp
-    from lvmbench.report import plots
-
-    try:
-        runs, _ = cmp.believed_runs([o.run_dir for o in done])
-        cmp.check_comparable(runs)
-        board = cmp.leaderboard(runs, "hit@5")
-    except (UsageError, IntegrityError) as exc:
-        log(f"no leaderboard: {exc}")
-        return None
-    table = cmp.render(board, "table")
-    atomic_write_text(parent / "leaderboard.md", "# lvmbench leaderboard\n\n```\n" + table + "\n```\n")
-    log("")
-    log(f"leaderboard ({len(done)} of {n_models} models; `lvmbench compare {' '.join(str(o.run_dir) for o in done)}`)")
-    log(table)
-    plots.plot_leaderboard(board, parent / "leaderboard.png", log=log)
-    return board
-
-
-def _finish_many(parent: Path, models: list[str], outcomes: list[Outcome], log: Log) -> None:
-    done = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
-    summary: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "created_utc": utc_now(),
-        "models": models,
-        "runs": [o.summary() for o in outcomes],
-        "failed": [o.label for o in failed],
-        "leaderboard": _leaderboard(parent, done, len(models), log) if done else None,
-    }
-    atomic_write_json(parent / "multi.json", summary)
-    workdir.mark_complete(parent)
-    for o in failed:
-        log(f"FAILED {o.label}: {o.error}")
-    log(f"{len(done)}/{len(models)} models finished; artefacts in {parent}")
-
-
-@scoped
-def run_many(
-    recipe: Recipe, models: list[str], data: str | None, out: str | Path | None, overwrite: bool = False,
-    log: Log = print,
-) -> tuple[Path, list[Outcome]]:
-    """Train and score several models, each into ``OUT/<model>/``, on the same data, queries and pool.
-
-    Ends with the ``compare`` leaderboard of the models that finished
-    (``OUT/leaderboard.md``, ``OUT/multi.json``, ``OUT/leaderboard.png``).
-    An interrupted series continues with ``lvmbench run --resume OUT``.
-    """
-    distributed.refuse_series("run --model with several models")
-    _, prep, device = prepare_run(models, recipe, data, log)
-    parent = series_dir(out, "multi", overwrite)
-    points = []
-    for name in models:
-        r = copy.deepcopy(recipe)
-        r.model.name = name
-        points.append((name, r, parent / name))
-    write_plan(parent, "multi", points, prep, models=models)
-    log(f"running {len(models)} models into {parent}: {', '.join(models)}")
-    outcomes = run_series(points, prep, device, overwrite, log, series_resume_command("multi", parent))
-    _finish_many(parent, models, outcomes, log)
-    return parent, outcomes
-
-
-@scoped
-def resume_many(parent: str | Path, data: str | None = None, log: Log = print,
-                models: list[str] | None = None) -> tuple[Path, list[Outcome]]:
-    """Continue an interrupted ``run --model a,b,c``: finished models are kept, started ones resume."""
-    distributed.refuse_series("run --resume of several models")
-    parent = Path(parent)
-    plan, points = load_plan(parent, models)
-    prep, device = prepare_plan(plan, points[0][1], data, parent / PLAN, log)
-    log(f"resuming {len(points)} models in {parent}")
-    outcomes = run_series(points, prep, device, False, log, series_resume_command("multi", parent), resume=True)
-    _finish_many(parent, plan["models"], outcomes, log)
-    return parent, outcomes

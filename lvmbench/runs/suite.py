@@ -2,9 +2,11 @@
 
 ``suite run`` prepares every task first (its fixed split and gates), times a
 few training steps of the model on each and prints the estimated training
-time per task before any training starts, then trains and scores task after
-task: one ordinary run directory per task (``OUT/<task>/``, or with
-``--folds K`` one per fold, ``OUT/<task>/fold-<f>/``), and ends with the
+time per task before any training starts, then trains and scores every job
+(task x fold x training seed: :mod:`lvmbench.runs.jobs`, one ordinary run
+directory each, ``OUT/<task>/<model>[-fold-<f>]-s<seed>-<hash>/``; finished
+jobs in OUT are reused, ``--jobs N`` or ``--executor ray`` runs them side by
+side) and ends with the
 suite table: per task Hit@K with Wilson intervals, MRR, lift over that
 task's best baseline with a paired bootstrap interval and exact McNemar p
 (Holm over the tasks), and the macro average (``OUT/suite.json``,
@@ -38,7 +40,9 @@ from lvmbench.report.gate import check_recipe_gate
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs import folds as cv
 from lvmbench.runs.rundir import claim_existing, scoped, series_dir
-from lvmbench.runs.series import PLAN, run_series, series_exit_code, series_resume_command
+from lvmbench.runs.executors import ExecutorSpec
+from lvmbench.runs.jobs import job_dir
+from lvmbench.runs.series import PLAN, run_series, seeded, series_exit_code, series_resume_command, slug
 from lvmbench.runs.single import check_outside_models, train_data
 from lvmbench.runtime import configure_threads, resolve_device, rng_state, set_rng_state
 from lvmbench.trust import check_recipe_imports
@@ -142,9 +146,9 @@ def _clock(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
-def _announce(plan: list[dict[str, Any]], folds: int, log: Log) -> None:
+def _announce(plan: list[dict[str, Any]], folds: int, log: Log, seeds: list[int] | None = None) -> None:
     """Before any training: each task's size and the estimated cost, so hours are never a surprise."""
-    runs = max(folds, 1)
+    runs = max(folds, 1) * len(seeds or [0])
     for p in plan:
         est = p["estimate"]
         how = ", ".join(x for x, on in (("bf16", est and est["bf16_autocast"]),
@@ -153,7 +157,7 @@ def _announce(plan: list[dict[str, Any]], folds: int, log: Log) -> None:
                 f"~{_clock(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch on average, "
                 f"{how}; the shortest, median and longest micro-batch timed), "
                 f"at most {_clock(est['max_s'] * runs)} for {p['recipe'].train.max_epochs} epochs"
-                + (f" x {folds} folds" if folds else ""))
+                + (f" x {folds} folds" if folds else "") + (f" x {len(seeds)} seeds" if seeds else ""))
         log(f"  {p['task'].name}: {p['info']['train']} training samples, {p['info']['test']} test queries; {cost}")
     total = sum(p["estimate"]["max_s"] for p in plan if p["estimate"]) * runs
     if total:
@@ -174,34 +178,67 @@ def _prepare_tasks(recipe: Recipe, tasks: list[SuiteTask], folds: int, device: t
     return plan
 
 
-def _run_task(p: dict[str, Any], parent: Path, folds: int, device: torch.device, overwrite: bool, log: Log,
-              hint: str, resume: bool) -> tuple[dict[str, Any] | None, int]:
-    """One task (or its folds) into OUT/<task>/: its suite row (None if it failed) and its exit code."""
+def _points(plan: list[dict[str, Any]], parent: Path, folds: int, seeds: list[int] | None) -> list[dict[str, Any]]:
+    """Every job of the suite: task x fold x training seed, each into ``OUT/<task>/<model>-...-<hash>/``."""
+    out = []
+    for p in plan:
+        task, recipe, sha = p["task"], p["recipe"], p["prep"].store.sha256
+        if folds:
+            points, what = cv.fold_points(recipe, folds, parent / task.name, sha, seeds, prefix=f"{task.name} ")
+        else:
+            points = [(task.name + (f" seed {seed}" if seeds is not None else ""), r,
+                       job_dir(parent / task.name, slug(r.model.name, f"s{seed}"), r, sha))
+                      for seed, r in seeded(recipe, seeds)]
+            what = [{"seed": seed} for seed, _ in seeded(recipe, seeds)]
+        out += [{"task": task.name, "point": pt, "store": p["prep"].store, **w} for pt, w in zip(points, what)]
+    return out
+
+
+def _task_row(p: dict[str, Any], jobs: list[dict[str, Any]], outcomes: list[Any], parent: Path,
+              folds: int) -> tuple[dict[str, Any] | None, int]:
+    """One task's suite row from its finished jobs (None when none finished) and its exit code."""
     task, recipe, ks = p["task"], p["recipe"], list(p["recipe"].eval.ks)
-    log(f"=== task {task.name}")
-    if folds:
-        points = cv.fold_points(recipe, folds, parent / task.name)
-        outcomes = cv.run_fold_points(points, p["prep"].store, device, overwrite, log, hint, resume)
-        row = cv.cv_row(task.name, recipe.model.name, outcomes, ks) if any(o.ok for o in outcomes) else None
-        return row, series_exit_code(outcomes)
-    outcome = run_series([(task.name, recipe, parent / task.name)], p["prep"], device, overwrite, log, hint,
-                         resume=resume)[0]
-    if not outcome.ok:
-        return None, outcome.exit_code
-    arrays = load_run(outcome.run_dir).arrays
-    base = {k[len("rank__"):]: v for k, v in arrays.items() if k.startswith("rank__")}
-    return suite_report.task_row(task.name, recipe.model.name, arrays["rank"], base, ks), 0
+    mine = [(j, o) for j, o in zip(jobs, outcomes) if j["task"] == task.name]
+    code = series_exit_code([o for _, o in mine])
+    try:
+        if folds:
+            row = cv.cv_row(task.name, recipe.model.name, [o for _, o in mine], [j for j, _ in mine], ks)
+        else:
+            done = [(j, o) for j, o in mine if o.ok]
+            if not done:
+                return None, code
+            arrays = {j["seed"]: load_run(o.run_dir).arrays for j, o in done}
+            first = arrays[min(arrays)]
+            base = {k[len("rank__"):]: v for k, v in first.items() if k.startswith("rank__")}
+            row = suite_report.seeds_row(task.name, recipe.model.name, {s: a["rank"] for s, a in arrays.items()},
+                                         base, ks)
+    except UsageError:
+        return None, code
+    row["runs"] = [{"run_dir": str(Path(o.run_dir).relative_to(parent)), "status": "ok" if o.ok else "failed",
+                    **{k: j[k] for k in ("fold", "seed") if k in j}} for j, o in mine]
+    return row, code
+
+
+def _run_all(plan: list[dict[str, Any]], parent: Path, folds: int, seeds: list[int] | None, device: torch.device,
+             log: Log, resume: bool, spec: ExecutorSpec | None) -> list[tuple[dict[str, Any] | None, int]]:
+    """Every task's jobs through one executor (tasks run side by side with --jobs N), then each task's row."""
+    jobs = _points(plan, parent, folds, seeds)
+    hint = series_resume_command("suite", parent)
+    outcomes = run_series([j["point"] for j in jobs], [j["store"] for j in jobs], device, False, log, hint,
+                          resume=resume, spec=spec)
+    return [_task_row(p, jobs, outcomes, parent, folds) for p in plan]
 
 
 def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
-            results: list[tuple[dict[str, Any] | None, int]], folds: int, log: Log) -> tuple[Path, dict[str, Any], int]:
+            results: list[tuple[dict[str, Any] | None, int]], folds: int, log: Log,
+            seeds: list[int] | None = None) -> tuple[Path, dict[str, Any], int]:
     ks = list(recipe.eval.ks)
     rows = [r for r, _ in results]
     done = [r for r in rows if r is not None]
     summary = suite_report.summarize(done, ks)
     failed = [p["task"].name for p, r in zip(plan, rows) if r is None]
     summary.update({"schema_version": SCHEMA_VERSION, "created_utc": utc_now(), "model": recipe.model.name,
-                    "folds": folds, "tasks": [p["task"].name for p in plan], "failed": failed,
+                    "folds": folds, "seeds": seeds, "tasks": [p["task"].name for p in plan], "failed": failed,
                     "estimates": {p["task"].name: p["estimate"] for p in plan}, "recipe": recipe.to_dict()})
     table = suite_report.render(summary, ks)
     base = suite_report.render_baselines(summary, ks)
@@ -222,7 +259,8 @@ def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
 @scoped
 def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, overwrite: bool = False,
               folds: int = 0, log: Log = print, root: str | Path | None = None,
-              dry_run: bool = False) -> tuple[Path | None, dict[str, Any], int]:
+              dry_run: bool = False, seeds: list[int] | None = None,
+              spec: ExecutorSpec | None = None) -> tuple[Path | None, dict[str, Any], int]:
     """Train and score ``recipe.model.name`` on every task (or ``tasks``); see the module docstring.
 
     ``dry_run``: prepare the tasks, print the estimated cost and stop; nothing is written.
@@ -238,19 +276,19 @@ def suite_run(recipe: Recipe, tasks: list[str] | None, out: str | Path | None, o
     if dry_run:
         log(f"suite run of {name} ({recipe.name} recipe) on {len(plan)} tasks "
             "(dry run: nothing is trained or written):")
-        _announce(plan, folds, log)
+        _announce(plan, folds, log, seeds)
         return None, {"estimates": {p["task"].name: p["estimate"] for p in plan}}, 0
-    parent = series_dir(out, f"{name}-suite", overwrite)
+    parent = series_dir(out, f"{name}-suite", overwrite, kind="suite", log=log)
     atomic_write_json(parent / PLAN, {
         "schema_version": SCHEMA_VERSION, "kind": "suite", "created_utc": utc_now(), "folds": folds,
+        "seeds": seeds,
         "root": str(root) if root is not None else None, "tasks": [t.name for t in selected],
         "datasets": {p["task"].name: p["prep"].store.sha256 for p in plan}, "recipe": recipe.to_dict(),
     })
     log(f"suite run of {name} ({recipe.name} recipe) on {len(plan)} tasks into {parent}:")
-    _announce(plan, folds, log)
-    hint = series_resume_command("suite", parent)
-    results = [_run_task(p, parent, folds, device, overwrite, log, hint, resume=False) for p in plan]
-    return _finish(parent, recipe, plan, results, folds, log)
+    _announce(plan, folds, log, seeds)
+    results = _run_all(plan, parent, folds, seeds, device, log, False, spec)
+    return _finish(parent, recipe, plan, results, folds, log, seeds)
 
 
 @scoped
@@ -275,7 +313,6 @@ def resume_suite(parent: str | Path, log: Log = print,
     for p in plan:
         if p["prep"].store.sha256 != saved["datasets"][p["task"].name]:
             raise UsageError(f"{p['task'].path}: dataset sha256 differs from the one {plan_path} records")
-    hint = series_resume_command("suite", parent)
     log(f"resuming the suite run in {parent}")
-    results = [_run_task(p, parent, saved["folds"], device, False, log, hint, resume=True) for p in plan]
-    return _finish(parent, recipe, plan, results, saved["folds"], log)
+    results = _run_all(plan, parent, saved["folds"], saved.get("seeds"), device, log, True, None)
+    return _finish(parent, recipe, plan, results, saved["folds"], log, saved.get("seeds"))

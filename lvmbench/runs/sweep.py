@@ -19,8 +19,9 @@ scored against
 These are checked, not assumed: the query target ids, the pool sha256 and the
 exclusion window must be identical across points (and copy_last, which ignores
 all but the last vector, must rank every query identically at every point);
-any difference is an integrity failure (exit 3).  Each point is an ordinary
-run directory ``OUT/ctx-<C>/``; ``OUT/sweep.json`` and ``OUT/sweep.md`` hold
+any difference is an integrity failure (exit 3).  Each point is a job
+(:mod:`lvmbench.runs.jobs`) into an ordinary run directory
+``OUT/<model>-ctx-<C>-<hash>/``; ``OUT/sweep.json`` and ``OUT/sweep.md`` hold
 the table.
 """
 
@@ -47,8 +48,10 @@ from lvmbench.report.results import SCHEMA_VERSION, utc_now
 from lvmbench.runs.rundir import scoped, series_dir
 from lvmbench.runs.single import check_outside_models
 from lvmbench.runs.series import (
-    PLAN, load_plan, prepare_plan, run_series, series_exit_code, series_resume_command, write_plan,
+    PLAN, load_plan, prepare_plan, run_series, series_exit_code, series_resume_command, slug, write_plan,
 )
+from lvmbench.runs.executors import ExecutorSpec
+from lvmbench.runs.jobs import job_dir
 from lvmbench.runtime import configure_threads, resolve_device
 
 Log = Callable[[str], None]
@@ -212,7 +215,7 @@ def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, o
     workdir.mark_complete(parent)
     log("")
     log(table)
-    log(f"artefacts in {parent} (sweep.json, sweep.md, ctx-<C>/ run directories)")
+    log(f"artefacts in {parent} (sweep.json, sweep.md, <model>-ctx-<C>-<hash>/ run directories)")
     bad = [k for k, v in checks.items() if v is False]
     if bad:
         raise IntegrityError(f"{parent}: sweep points differ in {', '.join(bad)}; the points are not comparable")
@@ -222,7 +225,7 @@ def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, o
 @scoped
 def sweep(
     recipe: Recipe, contexts: list[int], data: str | None, out: str | Path | None, overwrite: bool = False,
-    log: Log = print,
+    log: Log = print, spec: ExecutorSpec | None = None,
 ) -> tuple[Path, dict[str, Any], int]:
     """Retrain ``recipe.model.name`` at each context length and score every point on the same queries and pool.
 
@@ -243,12 +246,13 @@ def sweep(
         check_ks(prep, recipes[0], split)
     check_outside_models([name], prep, recipes[0])
     device = resolve_device(recipe.train.device)
-    parent = series_dir(out, f"{name}-sweep", overwrite)
+    parent = series_dir(out, f"{name}-sweep", overwrite, kind="sweep", log=log)
     log(f"sweep of {name} over context lengths {', '.join(map(str, contexts))} into {parent}; "
         f"every point excludes each query's {recipes[0].eval.exclude_len} preceding vectors")
-    points = [(f"context {c}", r, parent / f"ctx-{c}") for c, r in zip(contexts, recipes)]
+    points = [(f"context {c}", r, job_dir(parent, slug(name, f"ctx-{c}"), r, store.sha256))
+              for c, r in zip(contexts, recipes)]
     write_plan(parent, "sweep", points, prep, contexts=contexts, recipe=recipe.to_dict())
-    outcomes = run_series(points, prep, device, overwrite, log, series_resume_command("sweep", parent))
+    outcomes = run_series(points, prep, device, overwrite, log, series_resume_command("sweep", parent), spec=spec)
     return _finish(parent, recipe, contexts, prep, outcomes, log)
 
 
