@@ -93,6 +93,9 @@ class TrainConfig:
     """The val metric early stopping and the best checkpoint follow: 'hit@5' (or another hit@K of eval.ks)
     or 'mrr'."""
     device: str = "auto"
+    logger: str = "none"
+    """'none' or 'tensorboard' (TensorBoard event files in the run directory's tensorboard/, needs the
+    tensorboard extra).  metrics.jsonl, one line per epoch and per validation, is written either way."""
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default."""
     deterministic: bool = False
@@ -113,7 +116,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """The scoring contract (DESIGN.md, 'Scoring contract')."""
+    """The scoring contract (docs/contract.md, 'Scoring')."""
 
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     pool: str = "split"
@@ -411,6 +414,8 @@ def _validate_train(t: TrainConfig, ks: list[int]) -> None:
         raise ConfigError("train.lr and train.tau must be positive")
     if t.device not in {"auto", "cpu", "cuda"} and not t.device.startswith("cuda:"):
         raise ConfigError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+    if t.logger not in {"none", "tensorboard"}:
+        raise ConfigError(f"train.logger must be 'none' or 'tensorboard', got {t.logger!r}")
     if t.loss not in {"consultant", "contrastive"}:
         raise ConfigError(f"train.loss must be 'consultant' or 'contrastive', got {t.loss!r}")
     if t.stop_metric != "mrr" and t.stop_metric not in {f"hit@{k}" for k in ks}:

@@ -37,7 +37,8 @@ def _run(out: Path, model: str, *extra: str, data: Path = DEFAULT) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The runs of the issue's table, on the shipped python-docs data."""
+    """The runs that passed a gate blind to its benchmark (docs/contract.md, "A gate that did not know what it gated"):
+    a smaller test split, an easier subset and a luckier seed, beside the shipped split, on python-docs."""
     root = tmp_path_factory.mktemp("bench")
     return {
         "shipped": _run(root / "shipped", "decayed_mean"),

@@ -181,5 +181,5 @@ def test_the_docs_stand_alone():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
         assert "../shared" not in doc.read_text(encoding="utf-8"), f"{doc} points outside the repository"

@@ -22,6 +22,7 @@ import torch
 from lvmbench.cli import main
 from lvmbench.io import atomic_write, atomic_write_json
 from lvmbench.train.checkpoint import load_checkpoint, save_checkpoint
+from lvmbench.train.metrics_log import METRICS_LOG, read_metrics
 
 from conftest import FAST
 
@@ -132,6 +133,13 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(reference, tiny_store
     assert best["epoch"] == ref_best["epoch"] and best["val_hit5"] == ref_best["val_hit5"]
     assert all(torch.equal(best["state_dict"][k], v) for k, v in ref_best["state_dict"].items())
     assert not list(out.glob(".*.tmp"))
+    # the tracker log holds each epoch once, as the uninterrupted run's does (an epoch the kill cut off is gone)
+    assert _logged(out) == _logged(reference)
+
+
+def _logged(run_dir):
+    """metrics.jsonl without the wall-clock seconds."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(run_dir / METRICS_LOG)]
 
 
 def test_ctrl_c_keeps_last_pt_prints_resume_command_and_exits_130(reference, tiny_store, tmp_path, capsys):

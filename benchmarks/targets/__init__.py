@@ -1,4 +1,4 @@
-"""The speed and memory targets of issue 5: ``python -m benchmarks.targets`` (usage in ``cli``).
+"""The speed and memory targets (docs/performance.md, "Targets"): ``python -m benchmarks.targets`` (usage in ``cli``).
 
 One module per target, each with ``run(args, threads, log) -> result rows``; ``cli.TARGETS``
 maps the target names to them and ``common`` holds what several targets share.  Nothing is

@@ -1,4 +1,4 @@
-"""The speed and memory targets of issue 5, each measured as a ratio in one process.
+"""The speed and memory targets (docs/performance.md, "Targets"), each measured as a ratio in one process.
 
     python -m benchmarks.targets                    # scoring, flat, train, memory, precision
     python -m benchmarks.targets scoring flat       # a subset

@@ -24,6 +24,9 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, help="shorthand for --set seed=N")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set train.device=...")
+    p.add_argument("--logger", choices=["none", "tensorboard"],
+                   help="shorthand for --set train.logger=...: tensorboard also writes TensorBoard event files in "
+                   "the run directory (metrics.jsonl is written either way; needs pip install -e \".[tensorboard]\")")
     add_allow_import(p)
 
 
@@ -82,12 +85,15 @@ def trusted_specs(args: argparse.Namespace) -> set[str]:
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """The default recipe, then --recipe, then --set / --seed / --device / --model; a TOML's code names checked."""
+    """The default recipe, then --recipe, then --set and its shorthands (--seed, --device, --logger, --model);
+    a TOML's code names checked."""
     overrides = list(args.overrides)
     if getattr(args, "seed", None) is not None:
         overrides.append(f"seed={args.seed}")
     if getattr(args, "device", None):
         overrides.append(f"train.device={args.device}")
+    if getattr(args, "logger", None):
+        overrides.append(f"train.logger={args.logger}")
     if getattr(args, "model", None):
         overrides.append(f"model.name={args.model}")
     recipe = load_recipe(args.recipe, overrides)

@@ -10,7 +10,7 @@ TASK_DESCRIPTION = (
     "Write the exact queries of a split to TASK.npz so a model outside lvmbench (JAX, a remote service, another "
     "team's code) can predict them: per query the target row, its context rows (oldest first, right-padded "
     "with -1) and the rows excluded from its candidates; the pool's rows; the dataset and split sha256 and the "
-    "recipe fields that define the task (context length, exclusion, split). README 'Predictions made anywhere' "
+    "recipe fields that define the task (context length, exclusion, split). docs/guides/predictions.md "
     "documents the format. Recipe flags (--set data.context_len=20 ...) change the task as they change a run."
 )
 SCORE_DESCRIPTION = (

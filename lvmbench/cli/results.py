@@ -78,7 +78,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     # listed, not imported: another package's code runs only when --model names it
     rows += [_entry_point_row(ep, args.dim) for ep in outside.entry_points()]
     print(tabulate(rows, headers=["name", "kind", f"params @ D={args.dim}", "description"]))
-    print("\nAlso accepted: an import path package.module:NAME (see README 'Evaluate your own model').")
+    print("\nAlso accepted: an import path package.module:NAME (see docs/guides/own-model.md).")
     return 0
 
 

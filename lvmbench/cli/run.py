@@ -69,7 +69,8 @@ def resume(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device", "folds", "seeds"))
+        _refuse_with_resume(args, ("out", "overwrite", "recipe", "overrides", "seed", "device", "logger", "folds",
+                                   "seeds"))
         return resume(args)
     from lvmbench.runs.multi import run_many
     from lvmbench.runs.series import is_multi, parse_models, parse_seeds, series_exit_code
@@ -104,8 +105,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", help="model or baseline: a built-in name (see `lvmbench models`), an installed "
                    "package's 'lvmbench.models' entry point, or an import path package.module:NAME; default "
                    "memory_gru. With --resume it only confirms the import path(s) the run recorded. "
-                   "Several, comma-separated (a,b,c), or 'all' (every trainable model): each runs into OUT/<model>/ "
-                   "(default runs/<timestamp>-multi/<model>/) on the same data, queries and pool, a failed model is "
+                   "Several, comma-separated (a,b,c), or 'all' (every trainable model): each runs into "
+                   "OUT/<model>-s<seed>-<hash>/ (default runs/<timestamp>-multi/; the hash is the job key, so a "
+                   "re-run reuses finished runs) on the same data, queries and pool, a failed model is "
                    "reported and the rest still run, and the compare leaderboard of those that finished ends the "
                    "output (OUT/leaderboard.md, OUT/multi.json)")
     r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
@@ -116,7 +118,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty run directory")
     r.add_argument("--folds", type=int, metavar="K",
                    help="document-level K-fold cross-validation (K >= 3): fold f tests one K-th of the documents "
-                   "(OUT/fold-<f>/, an ordinary run scored against that fold's own test pool), so every document "
+                   "(OUT/<model>-fold-<f>-s<seed>-<hash>/, an ordinary run scored against that fold's own test "
+                   "pool), so every document "
                    "is tested once; the test queries of all folds are pooled for the intervals and paired tests "
                    "(OUT/cv.json, OUT/cv.md, with each fold's Hit@5)")
     r.add_argument("--resume", metavar="RUN_DIR",
@@ -136,7 +139,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     refuse_series("sweep")
     if args.resume is not None:
-        _refuse_with_resume(args, ("context", "out", "overwrite", "recipe", "overrides", "seed", "device"))
+        _refuse_with_resume(args, ("context", "out", "overwrite", "recipe", "overrides", "seed", "device", "logger"))
         return resume(args)
     missing = [f for f, v in (("--model", args.model), ("--context", args.context)) if not v]
     if missing:

@@ -1,6 +1,6 @@
 """The candidate pool and exact search over it.
 
-The pool is fixed by contract (DESIGN.md): every vector of the scored split's
+The pool is fixed by contract (docs/contract.md, "Scoring"): every vector of the scored split's
 chains (or of every chain with ``--pool full``), each once, L2-normalised,
 plus, for ``lvmbench eval --bank``, every vector of an external bank.  Its
 size and hash are recorded with every score, so "longer context helps" can

@@ -46,6 +46,7 @@ from lvmbench.train.checkpoint import BEST, HISTORY, LAST, save_checkpoint
 from lvmbench.train.distributed import Dist, Group, ShardedOrder
 from lvmbench.train.early_stopping import EarlyStopping
 from lvmbench.train.loss import consultant_loss
+from lvmbench.train.metrics_log import MetricsLog
 from lvmbench.train.schedule import make_scheduler
 from lvmbench.train.validate import TrainData, batch_loss, validate
 
@@ -85,6 +86,7 @@ class Trainer:
         self.ckpt_common = {"model": model_name, "dim": int(data.unit.shape[1]), "recipe": recipe.to_dict(),
                             **(extra_ckpt or {})}
         self.net: nn.Module = model
+        self.metrics = MetricsLog(run_dir, self.cfg.logger, self.dist.is_main)
 
     def _setup_schedule(self) -> None:
         cfg, world = self.cfg, self.dist.world_size
@@ -213,6 +215,7 @@ class Trainer:
         self._wrap_parallel()
         early_stop = (f"early stop: val {metric_label(self.cfg.stop_metric)} did not improve for "
                       f"{self.cfg.patience} epochs")
+        self.metrics.start(self.history["history"])
         try:
             if resume is None:  # "epoch 0": a run stopped during its first epoch resumes from here
                 self._save_last(self._state(0, None))
@@ -234,6 +237,8 @@ class Trainer:
                 ) from None
             raise Interrupted(f"interrupted; {self.run_dir / LAST} holds the state after epoch {self.done} "
                               f"(work since then is lost); resume with: {self.resume_hint}") from None
+        finally:
+            self.metrics.close()
         if self.history["best_epoch"] is None:
             degenerate = [r["epoch"] for r in self.history["history"] if r.get("val_degenerate")]
             why = (f"; the val predictions of epoch(s) {', '.join(map(str, degenerate))} were not finite unit vectors"
@@ -280,6 +285,7 @@ class Trainer:
         self.done = epoch
         if self.dist.is_main:
             atomic_write_json(self.run_dir / HISTORY, self.history)
+        self.metrics.epoch(row)
         self._log_epoch(row, val, improved)
         return True
 
