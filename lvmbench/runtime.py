@@ -79,3 +79,13 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs on native instructions here (AVX512-BF16/AMX on CPU, Ampere+ on CUDA)."""
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

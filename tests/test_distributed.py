@@ -118,6 +118,28 @@ def test_sharded_order_reseeds_per_epoch_deterministically():
     assert not all(np.array_equal(x, y) for x, y in zip(first, [x for g in other_seed.groups() for x in g.mine]))
 
 
+@pytest.mark.parametrize("world", [1, 2])
+def test_length_grouped_order_sees_every_sample_once_in_a_seeded_order_of_similar_lengths(world):
+    """train.bucket_by_length (on by default): the order changes, the epoch's content does not."""
+    rng = np.random.default_rng(0)
+    n, micro, accum = 403, 16, 4
+    lengths = rng.integers(1, 101, size=n)
+    grouped = [ShardedOrder(n, micro, accum, seed=5, rank=r, world=world, lengths=lengths) for r in range(world)]
+    for order in grouped:
+        order.set_epoch(3)
+    seen = np.concatenate([x for order in grouped for g in order.groups() for x in g.mine])
+    assert np.array_equal(np.sort(seen), np.arange(n))  # once each, across ranks
+    plain = ShardedOrder(n, micro, accum, seed=5)
+    assert grouped[0].real_share(lengths) > 0.9 > plain.real_share(lengths)  # padding mostly gone
+    again = ShardedOrder(n, micro, accum, seed=5, rank=0, world=world, lengths=lengths)
+    again.set_epoch(3)
+    grouped[0].set_epoch(3)
+    assert all(np.array_equal(a, b) for a, b in zip((x for g in grouped[0].groups() for x in g.mine),
+                                                    (x for g in again.groups() for x in g.mine)))
+    again.set_epoch(4)
+    assert not np.array_equal(again.order, grouped[0].order)  # reshuffled every epoch
+
+
 # ---------------------------------------------------------------------------
 # refusals made on every rank before any process waits for another
 

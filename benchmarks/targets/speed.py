@@ -179,7 +179,7 @@ def target_rerank_1m(n_pool: int, n_queries: int, dim: int, log: Log) -> list[Re
         vecs[s : s + len(v)] = v / np.linalg.norm(v, axis=1, keepdims=True)
     target = np.sort(rng.choice(n_pool, size=n_queries, replace=False))
     pred = vecs[target] + 0.9 * rng.standard_normal((n_queries, dim), dtype=np.float32) / np.sqrt(dim)
-    pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+    pred = (pred / np.linalg.norm(pred, axis=1, keepdims=True)).astype(np.float32)  # np.sqrt gave float64
     pool = Pool("synthetic", np.arange(n_pool, dtype=np.int64), [vecs])
     none = target.copy()  # nothing excluded: lo == hi
     queries = Queries(Samples(target, target, np.zeros(n_queries, np.int64)), target, none, none,

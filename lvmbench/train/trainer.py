@@ -40,7 +40,7 @@ from lvmbench.io import atomic_write_json
 from lvmbench.models.predict import predict
 from lvmbench.progress import Progress
 from lvmbench.format import pct
-from lvmbench.runtime import rng_state, set_rng_state
+from lvmbench.runtime import native_bf16, rng_state, set_rng_state
 from lvmbench.train import distributed
 from lvmbench.train.checkpoint import BEST, HISTORY, LAST, save_checkpoint
 from lvmbench.train.distributed import Dist, Group, ShardedOrder
@@ -133,6 +133,9 @@ class Trainer:
         """How the batches are cut and computed: bf16 autocast, and the share of padded positions that are real."""
         cfg = self.cfg
         out = ", bf16 autocast" if cfg.bf16_autocast else ""
+        if cfg.bf16_autocast and not native_bf16(self.device):
+            out += (" (this device has no native bfloat16, so it is likely slower than float32: "
+                    "--set train.bf16_autocast=false)")
         lengths = self.sampler.lengths
         if lengths is not None:
             plain = ShardedOrder(self.sampler.n, cfg.micro_batch, cfg.accum_steps, self.sampler.seed)
