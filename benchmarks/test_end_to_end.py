@@ -120,7 +120,7 @@ def test_faiss_ranks(benchmark, scoring: Scoring, bench_threads: int) -> None:
         faiss_ranks, args=(s.pool, s.queries, s.pred), kwargs={"depth": s.recipe.eval.search_depth},
         rounds=10, warmup_rounds=1,
     )
-    benchmark.extra_info["exact_fallback"] = fr.exact_fallback
+    benchmark.extra_info["search_depth"] = fr.depth
 
 
 @pytest.mark.parametrize("scoring", DIMS, indirect=True)

@@ -237,3 +237,13 @@ def test_samples_never_cross_chains_and_targets_follow_their_context(lengths, pi
             n = int(lengths_t[i])
             assert torch.equal(ctx[i, :n], unit[torch.from_numpy(rows[i, :n])])
             assert torch.all(ctx[i, n:] == 0)
+
+
+@SETTINGS
+@given(values=st.lists(st.integers(-5, 60), max_size=40), keys=st.lists(st.integers(-5, 60), max_size=12))
+def test_member_is_isin_for_sorted_keys(values, keys):
+    """The copies mask's binary-search membership answers what np.isin answers (duplicates and -1 included)."""
+    from lvmbench.evaluate.ties import member
+
+    v, k = np.array(values, dtype=np.int64).reshape(-1, 1 if len(values) % 2 else 2), np.sort(np.array(keys, np.int64))
+    assert np.array_equal(member(v, k), np.isin(v, k))

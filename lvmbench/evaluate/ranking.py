@@ -21,7 +21,7 @@ import torch
 
 from lvmbench.evaluate.index import RESCORE_TOL, Pool, pair_scores, search, shard_index
 from lvmbench.evaluate.queries import Queries, copies_in
-from lvmbench.evaluate.ties import TargetCopies
+from lvmbench.evaluate.ties import TargetCopies, member
 
 
 PoolTensors = torch.Tensor | list[tuple[int, torch.Tensor]]
@@ -131,7 +131,8 @@ def _probe(p: torch.Tensor, pool: Pool, queries: Queries, ids: np.ndarray, score
     vecs = torch.from_numpy(pool.rows(positions)).to(dev)
     sc = p @ vecs.T  # [b, m]
     pos = np.broadcast_to(positions[None, :], (len(ids), len(positions)))
-    rival = ~np.isin(pos + np.arange(len(ids))[:, None] * pool.size, ids + np.arange(len(ids))[:, None] * pool.size)
+    rows = np.arange(len(ids), dtype=np.int64)[:, None] * pool.size
+    rival = ~member(pos + rows, np.sort((ids + rows).ravel()))
     rival &= pos != queries.target_pos[first : first + len(ids), None]
     rival &= ~copies.mask(first, pos)
     if exclude:
@@ -340,4 +341,4 @@ def _exact_counts(pool: Pool, queries: Queries, copies: TargetCopies, pred: np.n
 def _pairs_in(r: np.ndarray, c: np.ndarray, qs: np.ndarray, ps: np.ndarray) -> np.ndarray:
     """bool like ``r``: whether (r[i], c[i]) is one of the pairs (qs, ps) (row, pool position)."""
     width = int(max(c.max(initial=0), ps.max(initial=0))) + 1
-    return np.isin(r.astype(np.int64) * width + c, qs.astype(np.int64) * width + ps)
+    return member(r.astype(np.int64) * width + c, np.sort(qs.astype(np.int64) * width + ps))

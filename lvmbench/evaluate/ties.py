@@ -59,7 +59,7 @@ class TargetCopies:
             return np.zeros(ids.shape, dtype=bool)
         rows = np.arange(first, first + ids.shape[0], dtype=np.int64)[:, None]
         codes = np.where(ids >= 0, rows * self.size + ids, -1)
-        return np.isin(codes, self.codes())
+        return member(codes, self.codes())
 
     def in_range(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         """The pairs of queries ``first:last``: (query - first, pos)."""
@@ -84,6 +84,15 @@ class TargetCopies:
         if excl_lo is not None and excl_hi is not None:
             keep = ~((self.pos >= excl_lo[self.query]) & (self.pos < excl_hi[self.query]))
         return np.bincount(self.query[keep], minlength=n).astype(np.int64)
+
+
+def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """bool like ``values``: whether each is in ``sorted_keys`` (ascending): ``np.isin`` without its sort of both
+    sides, since the keys are few and already sorted (a binary search per value)."""
+    if not len(sorted_keys):
+        return np.zeros(values.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
 
 
 def find_copies(keys: np.ndarray, rows_at: Callable[[np.ndarray], np.ndarray],
