@@ -120,38 +120,34 @@ def bench_full(pytestconfig: pytest.Config) -> bool:
     return bool(pytestconfig.getoption("--bench-full"))
 
 
-class _Doubled:
-    """The benchmark fixture with every timed function run twice: a planted 2x slowdown."""
+def _twice(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def doubled(*args: Any, **kwargs: Any) -> Any:
+        fn(*args, **kwargs)
+        return fn(*args, **kwargs)
 
-    def __init__(self, real: Any):
-        self._real = real
+    return doubled
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_real":
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._real, name, value)
+def _doubled(real: Any) -> Any:
+    """The same fixture object with every timed function run twice: a planted 2x slowdown.
 
-    @staticmethod
-    def _twice(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def doubled(*args: Any, **kwargs: Any) -> Any:
-            fn(*args, **kwargs)
-            return fn(*args, **kwargs)
+    pytest-benchmark insists that the ``benchmark`` value is its own fixture
+    class, so the fixture's class is swapped for a subclass instead of wrapping it.
+    """
 
-        return doubled
+    class Doubled(type(real)):  # type: ignore[misc]
+        def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return super().__call__(_twice(fn), *args, **kwargs)
 
-    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._real(self._twice(fn), *args, **kwargs)
+        def pedantic(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return super().pedantic(_twice(target), *args, **kwargs)
 
-    def pedantic(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._real.pedantic(self._twice(target), *args, **kwargs)
+    real.__class__ = Doubled
+    return real
 
 
 @pytest.fixture
 def benchmark(benchmark: Any, request: pytest.FixtureRequest) -> Any:  # noqa: F811 - wraps pytest-benchmark's own
     """pytest-benchmark's fixture, doubled for the benchmarks ``--bench-plant-slowdown NAME`` names."""
     name = request.config.getoption("--bench-plant-slowdown")
-    return _Doubled(benchmark) if name and name in request.node.name else benchmark
+    return _doubled(benchmark) if name and name in request.node.name else benchmark
