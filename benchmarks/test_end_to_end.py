@@ -1,9 +1,9 @@
 """lvmbench's own scoring and sample assembly, on stores written into tmp dirs.
 
-* scoring: ``evaluate.score.score_one`` (predict every test query + FAISS ranks +
+* scoring: ``evaluate.evaluation.predict_and_summarise`` (predict every test query + FAISS ranks +
   metrics) for memory_gru at the recipe's sizes, and its parts
   (``predict_all``, ``faiss_ranks``), on the synthetic corpus
-  (``data.synth.write_synth``), plus ``score_model`` (model, six baselines and
+  (``data.synth.write_synth``), plus ``evaluate_model`` (model, six baselines and
   the torch/FAISS consistency check);
 * sample assembly: ``data.samples.gather_batch`` of a recipe micro-batch (32)
   with full contexts (T = 100 and 20) from a memory-mapped chain store whose
@@ -29,9 +29,9 @@ from lvmbench.data.synth import write_synth
 from lvmbench.evaluate.index import Pool
 from lvmbench.evaluate.queries import Queries, make_queries
 from lvmbench.evaluate.ranking import faiss_ranks
-from lvmbench.evaluate.scoring import predict_all
+from lvmbench.evaluate.inference import predict_all
 from lvmbench.models import registry
-from lvmbench.evaluate.score import pool_for, score_model, score_one
+from lvmbench.evaluate.evaluation import evaluate_model, pool_for, predict_and_summarise
 from lvmbench.models.build import build_model
 
 DIMS = [pytest.param(384, id="D384"), pytest.param(768, id="D768", marks=pytest.mark.bench_full)]
@@ -39,7 +39,7 @@ SYNTH_CHAINS = 400  # ~11k vectors; the test split has ~1.1k queries and a pool 
 
 
 @dataclass
-class Scoring:
+class Case:
     prep: Prepared
     recipe: Recipe
     model: torch.nn.Module
@@ -49,14 +49,14 @@ class Scoring:
     pred: np.ndarray
 
 
-_scoring: dict[int, Scoring] = {}
+_cases: dict[int, Case] = {}
 
 
 @pytest.fixture
-def scoring(tmp_path_factory, request) -> Scoring:
+def case(tmp_path_factory, request) -> Case:
     dim = request.param
-    if dim not in _scoring:
-        _scoring.clear()
+    if dim not in _cases:
+        _cases.clear()
         store = write_synth(tmp_path_factory.mktemp("synth") / f"synth-d{dim}", n_chains=SYNTH_CHAINS, dim=dim, seed=0)
         recipe = Recipe()
         prep = prepare(store, recipe)
@@ -66,11 +66,11 @@ def scoring(tmp_path_factory, request) -> Scoring:
         pool = pool_for(prep, recipe, "test")
         queries = make_queries(prep.samples["test"], pool, recipe.data.context_len)
         pred = predict_all(model, unit_t, queries.samples, recipe.data.context_len, recipe.train.eval_batch).numpy()
-        _scoring[dim] = Scoring(prep, recipe, model, unit_t, pool, queries, pred)
-    return _scoring[dim]
+        _cases[dim] = Case(prep, recipe, model, unit_t, pool, queries, pred)
+    return _cases[dim]
 
 
-def _info(benchmark, s: Scoring, bench_threads: int) -> None:
+def _info(benchmark, s: Case, bench_threads: int) -> None:
     n_excl = s.queries.excl_hi - s.queries.excl_lo
     benchmark.extra_info.update({
         "dataset": s.prep.store.name,
@@ -85,13 +85,13 @@ def _info(benchmark, s: Scoring, bench_threads: int) -> None:
     })
 
 
-@pytest.mark.parametrize("scoring", DIMS, indirect=True)
-def test_score_one(benchmark, scoring: Scoring, bench_threads: int) -> None:
-    s = scoring
+@pytest.mark.parametrize("case", DIMS, indirect=True)
+def test_predict_and_summarise(benchmark, case: Case, bench_threads: int) -> None:
+    s = case
     benchmark.group = "scoring (synth test split)"
     _info(benchmark, s, bench_threads)
     scored, _ = benchmark.pedantic(
-        score_one, args=("memory_gru", s.model, s.prep, s.recipe, s.unit_t, s.pool, s.queries),
+        predict_and_summarise, args=("memory_gru", s.model, s.prep, s.recipe, s.unit_t, s.pool, s.queries),
         rounds=3, warmup_rounds=0,
     )
     assert scored.metrics["hit@5"] >= 0
@@ -100,9 +100,9 @@ def test_score_one(benchmark, scoring: Scoring, bench_threads: int) -> None:
         benchmark.extra_info["queries_per_s"] = len(s.queries) / stats.median
 
 
-@pytest.mark.parametrize("scoring", DIMS, indirect=True)
-def test_predict_all(benchmark, scoring: Scoring, bench_threads: int) -> None:
-    s = scoring
+@pytest.mark.parametrize("case", DIMS, indirect=True)
+def test_predict_all(benchmark, case: Case, bench_threads: int) -> None:
+    s = case
     benchmark.group = "scoring (synth test split)"
     _info(benchmark, s, bench_threads)
     benchmark.pedantic(
@@ -111,9 +111,9 @@ def test_predict_all(benchmark, scoring: Scoring, bench_threads: int) -> None:
     )
 
 
-@pytest.mark.parametrize("scoring", DIMS, indirect=True)
-def test_faiss_ranks(benchmark, scoring: Scoring, bench_threads: int) -> None:
-    s = scoring
+@pytest.mark.parametrize("case", DIMS, indirect=True)
+def test_faiss_ranks(benchmark, case: Case, bench_threads: int) -> None:
+    s = case
     benchmark.group = "scoring (synth test split)"
     _info(benchmark, s, bench_threads)
     fr = benchmark.pedantic(
@@ -123,15 +123,15 @@ def test_faiss_ranks(benchmark, scoring: Scoring, bench_threads: int) -> None:
     benchmark.extra_info["search_depth"] = fr.depth
 
 
-@pytest.mark.parametrize("scoring", DIMS, indirect=True)
-def test_score_model(benchmark, scoring: Scoring, bench_threads: int) -> None:
+@pytest.mark.parametrize("case", DIMS, indirect=True)
+def test_evaluate_model(benchmark, case: Case, bench_threads: int) -> None:
     """The whole test-split scoring of a run: model, six baselines, consistency check."""
-    s = scoring
+    s = case
     benchmark.group = "scoring (synth test split)"
     _info(benchmark, s, bench_threads)
     benchmark.extra_info["baselines"] = list(s.recipe.eval.baselines)
     results, _ = benchmark.pedantic(
-        score_model, args=("memory_gru", s.model, s.prep, s.recipe, torch.device("cpu"), "test"),
+        evaluate_model, args=("memory_gru", s.model, s.prep, s.recipe, torch.device("cpu"), "test"),
         kwargs={"log": lambda _msg: None}, rounds=2, warmup_rounds=0,
     )
     assert results["consistency"]["ok"]

@@ -337,7 +337,7 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
         key, value = item.split("=", 1)
         _set_path(recipe, key.strip(), value.strip(), from_cli=True)
         _mark_explicit(recipe, key.strip())
-    validate(recipe)
+    check_recipe(recipe)
     return recipe
 
 
@@ -389,13 +389,13 @@ def recipe_from_dict(table: Any, where: str | Path) -> Recipe:
     try:
         for key, value in _flatten(table):
             _set_path(recipe, key, value)
-        validate(recipe)
+        check_recipe(recipe)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return recipe
 
 
-def _validate_data(d: DataConfig) -> None:
+def _check_data(d: DataConfig) -> None:
     fracs = (d.train_frac, d.val_frac, d.test_frac)
     if any(f <= 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
         raise ConfigError(f"data.*_frac must be positive and sum to 1, got {fracs}")
@@ -406,7 +406,7 @@ def _validate_data(d: DataConfig) -> None:
                           f"got folds={d.folds}, fold={d.fold}")
 
 
-def _validate_train(t: TrainConfig, ks: list[int]) -> None:
+def _check_train(t: TrainConfig, ks: list[int]) -> None:
     if t.micro_batch < 1 or t.accum_steps < 1 or t.max_epochs < 1 or t.patience < 1:
         raise ConfigError("train.micro_batch, accum_steps, max_epochs and patience must be >= 1")
     if t.lr <= 0 or t.tau <= 0:
@@ -421,7 +421,7 @@ def _validate_train(t: TrainConfig, ks: list[int]) -> None:
         raise ConfigError(f"train.stop_metric must be 'mrr' or hit@K for a K of eval.ks, got {t.stop_metric!r}")
 
 
-def _validate_eval(e: EvalConfig, context_len: int) -> None:
+def _check_eval(e: EvalConfig, context_len: int) -> None:
     if not e.ks or any(k <= 0 for k in e.ks):
         raise ConfigError(f"eval.ks must be positive integers, got {e.ks}")
     if e.latency_calls < 0 or e.latency_warmup < 0 or e.latency_seconds <= 0:
@@ -437,10 +437,10 @@ def _validate_eval(e: EvalConfig, context_len: int) -> None:
         raise ConfigError(f"eval.pool must be 'split' or 'full', got {e.pool!r}")
 
 
-def validate(recipe: Recipe) -> None:
+def check_recipe(recipe: Recipe) -> None:
     """Reject settings that would make a run meaningless rather than fail later."""
-    _validate_data(recipe.data)
-    _validate_eval(recipe.eval, recipe.data.context_len)
-    _validate_train(recipe.train, recipe.eval.ks)
+    _check_data(recipe.data)
+    _check_eval(recipe.eval, recipe.data.context_len)
+    _check_train(recipe.train, recipe.eval.ks)
     if recipe.gate.on not in {"value", "ci_low"}:
         raise ConfigError(f"gate.on must be 'value' or 'ci_low', got {recipe.gate.on!r}")

@@ -2,7 +2,8 @@
 
 Rates print as percentages with one decimal, intervals in brackets, p-values
 with two significant digits below 0.001, lifts with a sign; a missing value
-(None or NaN) prints as an em dash, never as "nan".
+(None or NaN) prints as an em dash, never as "nan".  Times print as a clock
+(progress lines) or in minutes and hours (estimates).
 """
 
 from __future__ import annotations
@@ -54,3 +55,14 @@ def lift(x: float | None, key: str) -> str:
 
 def pvalue(x: float | None) -> str:
     return DASH if missing(x) else (f"{x:.2g}" if x < 0.001 else f"{x:.3f}")
+
+
+def clock(seconds: float) -> str:
+    """Elapsed or remaining time as a clock: '4:05', '1:02:03' (progress lines)."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def duration(seconds: float) -> str:
+    """An estimated duration in minutes or hours with one decimal: '4.1 min', '2.5 h'."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"

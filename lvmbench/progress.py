@@ -16,6 +16,8 @@ from typing import Any, Callable, TextIO
 
 from tqdm import tqdm
 
+from lvmbench.format import clock
+
 ENV = "LVMBENCH_PROGRESS_SECONDS"
 DEFAULT_SECONDS = 60.0
 
@@ -25,11 +27,6 @@ def interval() -> float:
         return max(0.0, float(os.environ.get(ENV, DEFAULT_SECONDS)))
     except ValueError:
         return DEFAULT_SECONDS
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class Progress:
@@ -64,8 +61,8 @@ class Progress:
         elapsed = (now or time.monotonic()) - self.start
         left = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
         pct = 100.0 * self.n / self.total if self.total else 100.0
-        eta = f", ~{_clock(left)} left" if self.n and self.n < self.total else ""
-        return (f"  {self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {_clock(elapsed)} elapsed{eta}"
+        eta = f", ~{clock(left)} left" if self.n and self.n < self.total else ""
+        return (f"  {self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {clock(elapsed)} elapsed{eta}"
                 + (f"; {self.postfix}" if self.postfix else ""))
 
     def close(self) -> None:

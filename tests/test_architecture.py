@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
      "lvmbench.workdir"),
     ("lvmbench.data",),
     ("lvmbench.models",),
-    ("lvmbench.evaluate",),
+    ("lvmbench.evaluate", "lvmbench.result"),
     ("lvmbench.train",),
     ("lvmbench.report",),
     ("lvmbench.runs",),

@@ -92,7 +92,9 @@ def test_end_to_end_run_beats_copy_last_and_writes_every_artefact(tiny_store, tm
     assert set(res["baselines"]) == {"copy_last", "mean_context", "global_mean", "random", "ridge", "knn_successor",
                                      "decayed_mean"}
     hist = json.loads((out / "training_history.json").read_text())
-    assert hist["best_hit5"] == pytest.approx(res["consistency"]["val"]["recorded_val_hit@5"])
+    best_row = next(r for r in hist["history"] if r["epoch"] == hist["best_epoch"])
+    assert best_row["val_hit@5"] == pytest.approx(res["consistency"]["val"]["recorded_val_hit@5"])
+    assert hist["stop_metric"] == "hit@5" and hist["best_metric"] == best_row["val_hit@5"] and "best_hit5" not in hist
     # the predictions file lets anyone recompute every rank
     with np.load(out / "predictions.npz", allow_pickle=False) as z:
         from lvmbench.data.gates import unit_vectors

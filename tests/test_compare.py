@@ -77,7 +77,7 @@ def test_leaderboard_values_by_hand(two_runs):
     assert a["holm_p"] == pytest.approx(2 * 2 / 1024) and b["holm_p"] == pytest.approx(2 / 64)
     assert (a["wins"], a["ties"], a["losses"]) == (10, 0, 10)  # rank 2 vs 1 loses, vs 50 wins
     assert (b["wins"], b["ties"], b["losses"]) == (6, 10, 4)
-    assert c["wins"] is None and c["mcnemar_p"] is None  # the reference itself
+    assert c["wins"] is None and c["mcnemar_p"] is None  # the best baseline itself
     assert rows["random"]["mcnemar_p"] is None and rows["random"]["wins"] == 0
 
 

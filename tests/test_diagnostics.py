@@ -1,4 +1,4 @@
-"""Direction diagnostics: margin, the oracle/copy_last references and the cos(pred, x_{t+k}) sweep."""
+"""Direction diagnostics: margin, the oracle/copy_last bounds and the cos(pred, x_{t+k}) sweep."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from lvmbench.config import apply_overrides, Recipe
 from lvmbench.data.prepare import prepare
-from lvmbench.evaluate.diagnostics import OFFSETS, direction, references
+from lvmbench.evaluate.diagnostics import OFFSETS, bounds, direction
 from lvmbench.report.table import render_table
 
 from conftest import FAST
@@ -44,18 +44,18 @@ def test_offsets_stay_inside_the_chain_and_match_a_loop():
 
 def test_oracle_and_copy_last_bracket_the_margin():
     unit, target, start, end = _chains()
-    ref = references(unit, target, start, end)
+    ref = bounds(unit, target, start, end)
     adjacent = float(np.mean(np.einsum("ij,ij->i", unit[target], unit[target - 1])))
     oracle, copy = ref["oracle"], ref["copy_last"]
     assert oracle["cos_next"] == pytest.approx(1.0) and oracle["margin"] == pytest.approx(1 - adjacent)
     assert copy["cos_last"] == pytest.approx(1.0) and copy["margin"] == pytest.approx(adjacent - 1)
     assert {o["k"]: o["mean"] for o in oracle["offset_cos"]}[0] == pytest.approx(1.0)
     assert {o["k"]: o["mean"] for o in copy["offset_cos"]}[-1] == pytest.approx(1.0)
-    assert set(references(unit, target, start, end, copy_last=False)) == {"oracle"}
+    assert set(bounds(unit, target, start, end, copy_last=False)) == {"oracle"}
 
 
 def _score(store, overrides):
-    from lvmbench.evaluate.score import score_model
+    from lvmbench.evaluate.evaluation import evaluate_model
     from lvmbench.models.build import build_model
     from lvmbench.runs.artefacts import assemble, model_section
 
@@ -63,8 +63,9 @@ def _score(store, overrides):
     prep = prepare(store, recipe)
     torch.manual_seed(0)
     model = build_model("gru", prep, recipe)  # untrained: the diagnostics do not care how good it is
-    results, _ = score_model("gru", model, prep, recipe, torch.device("cpu"), "test", log=lambda m: None)
-    return assemble(results, model_section("gru", model, recipe, None, None), prep, recipe, torch.device("cpu"))
+    results, _ = evaluate_model("gru", model, prep, recipe, torch.device("cpu"), "test", log=lambda m: None)
+    result = assemble(results, model_section("gru", model, recipe, None, None), prep, recipe, torch.device("cpu"))
+    return result.to_json()
 
 
 def test_results_record_direction_rows_whose_k0_is_mean_cos(tiny_store):
@@ -73,22 +74,38 @@ def test_results_record_direction_rows_whose_k0_is_mean_cos(tiny_store):
     rows = diag["rows"]
     assert diag["offsets"] == list(OFFSETS)
     assert set(rows) == {"gru", "oracle", *res["baselines"]}
-    assert rows["gru"]["kind"] == "model" and rows["oracle"]["kind"] == "reference"
+    assert rows["gru"]["kind"] == "model" and rows["oracle"]["kind"] == "bound"
     assert rows["copy_last"]["kind"] == "baseline"  # scored as a baseline: no second copy_last row
     for name, m in [("gru", res["metrics"])] + list(res["baselines"].items()):
         k0 = next(o for o in rows[name]["offset_cos"] if o["k"] == 0)
         assert k0["mean"] == pytest.approx(m["mean_cos"], abs=1e-6), name
         assert k0["n"] == m["n_queries"]
         assert rows[name]["margin"] == pytest.approx(m["margin"], abs=1e-6), name
-    # the printed report carries the direction table with the references
+    # the printed report carries the direction table with the bounds
     table = render_table(res)
-    assert "direction: margin" in table and "oracle (reference)" in table and "cos(t+3)" in table
+    assert "direction: margin" in table and "oracle (upper bound)" in table and "cos(t+3)" in table
 
 
-def test_copy_last_reference_row_appears_when_it_is_not_a_baseline(tiny_store):
+def test_copy_last_bound_row_appears_when_it_is_not_a_baseline(tiny_store):
     res = _score(tiny_store, ["eval.baselines=mean_context"])
     rows = res["diagnostics"]["rows"]
     assert set(rows) == {"gru", "mean_context", "oracle", "copy_last"}
-    assert rows["copy_last"]["kind"] == "reference"
+    assert rows["copy_last"]["kind"] == "bound"
     assert rows["copy_last"]["cos_last"] == pytest.approx(1.0, abs=1e-6)
-    assert "copy_last (reference)" in render_table(res)
+    assert "copy_last (echo bound)" in render_table(res)
+
+
+def test_a_schema_1_file_with_reference_rows_still_renders(tiny_store):
+    """results.json schema 1 called the bound rows "reference": read, they are bounds (MIGRATIONS[1])."""
+    from lvmbench.result import Result
+
+    res = _score(tiny_store, ["eval.baselines=mean_context"])
+    old = {**res, "schema_version": 1}
+    old["diagnostics"] = {**res["diagnostics"], "rows": {
+        name: {**row, "kind": "reference"} if row["kind"] == "bound" else row
+        for name, row in res["diagnostics"]["rows"].items()}}
+    migrated = Result.from_json(old)
+    assert migrated.to_json() == res  # the same object the current lvmbench writes, key order included
+    assert {n: r.kind for n, r in migrated.diagnostics.rows.items()}["oracle"] == "bound"
+    table = render_table(old)
+    assert "oracle (upper bound)" in table and "copy_last (echo bound)" in table and "reference" not in table

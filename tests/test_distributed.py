@@ -250,7 +250,7 @@ def test_single_process_run_resumes_under_torchrun(single_run, tiny_store, tmp_p
     """The data order depends on (seed, epoch) only, so a checkpoint resumes at another world size."""
     import lvmbench.train.trainer as loop
 
-    real, calls = loop.validate, []
+    real, calls = loop.validate_epoch, []
 
     def stop_in_epoch_3(*args):
         if len(calls) == 2:
@@ -258,12 +258,12 @@ def test_single_process_run_resumes_under_torchrun(single_run, tiny_store, tmp_p
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(loop, "validate", stop_in_epoch_3)
+    monkeypatch.setattr(loop, "validate_epoch", stop_in_epoch_3)
     out = tmp_path / "run"
     # in-process, Ctrl-C reaches the caller (pytest) as an interrupt; only the console script turns it into 130
     with pytest.raises(KeyboardInterrupt, match="resume with"):
         main(_args(tiny_store, out))
-    monkeypatch.setattr(loop, "validate", real)
+    monkeypatch.setattr(loop, "validate_epoch", real)
     capsys.readouterr()
     proc = _torchrun(["run", "--resume", str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]

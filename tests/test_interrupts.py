@@ -54,7 +54,7 @@ def test_a_baseline_run_interrupted_while_scoring_scores_again_on_resume(tiny_st
     import lvmbench.runs.single as single
 
     out = tmp_path / "run"
-    _interrupt_once(monkeypatch, single, "score_model")
+    _interrupt_once(monkeypatch, single, "evaluate_model")
     with pytest.raises(KeyboardInterrupt, match="resume with"):
         main(["run", "--model", "copy_last", "--data", str(tiny_store.path), "--out", str(out)] + QUICK)
     assert main(["run", "--resume", str(out)]) == 0 and (out / "results.json").is_file()
@@ -67,7 +67,7 @@ def test_an_interrupted_sweep_continues_with_the_printed_command(tiny_store, tmp
     args = ["--model", "gru", "--context", "1,3", "--data", str(tiny_store.path)] + QUICK
     assert main(["sweep", *args, "--out", str(ref)]) == 0
     out = tmp_path / "sweep"
-    real, calls = trainer.validate, []
+    real, calls = trainer.validate_epoch, []
 
     def stop_in_the_second_point(*a):
         calls.append(1)
@@ -75,11 +75,11 @@ def test_an_interrupted_sweep_continues_with_the_printed_command(tiny_store, tmp
             raise KeyboardInterrupt
         return real(*a)
 
-    monkeypatch.setattr(trainer, "validate", stop_in_the_second_point)
+    monkeypatch.setattr(trainer, "validate_epoch", stop_in_the_second_point)
     with pytest.raises(KeyboardInterrupt, match=f"resume with: lvmbench sweep --resume {out}"):
         main(["sweep", *args, "--out", str(out)])
     assert not (out / "sweep.json").exists() and (job(out, "gru-ctx-3") / "last.pt").is_file()
-    monkeypatch.setattr(trainer, "validate", real)
+    monkeypatch.setattr(trainer, "validate_epoch", real)
     capsys.readouterr()
     assert main(["sweep", "--resume", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -173,10 +173,10 @@ def test_an_interrupted_build_prints_the_command_that_continues_it(tmp_path, mon
 def test_in_process_ctrl_c_reaches_the_caller_and_the_console_script_exits_130(tiny_store, monkeypatch, capsys):
     import lvmbench.report.info as info
 
-    _interrupt_once(monkeypatch, info, "dataset_info")
+    _interrupt_once(monkeypatch, info, "data_info")
     with pytest.raises(KeyboardInterrupt):
         main(["data", "info", str(tiny_store.path)])
-    _interrupt_once(monkeypatch, info, "dataset_info")
+    _interrupt_once(monkeypatch, info, "data_info")
     monkeypatch.setattr(sys, "argv", ["lvmbench", "data", "info", str(tiny_store.path)])
     assert console_main() == 130
     err = capsys.readouterr().err

@@ -87,7 +87,7 @@ def test_resume_of_an_import_path_run_needs_it_named_again(on_path, tiny_store, 
     import lvmbench.train.trainer as trainer
 
     out = tmp_path / "run"
-    real, calls = trainer.validate, []
+    real, calls = trainer.validate_epoch, []
 
     def stop_in_epoch_2(*a):
         calls.append(1)
@@ -95,10 +95,10 @@ def test_resume_of_an_import_path_run_needs_it_named_again(on_path, tiny_store, 
             raise KeyboardInterrupt
         return real(*a)
 
-    monkeypatch.setattr(trainer, "validate", stop_in_epoch_2)
+    monkeypatch.setattr(trainer, "validate_epoch", stop_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         _run(tiny_store, out, "--model", "my_lvm:TinyGRU")
-    monkeypatch.setattr(trainer, "validate", real)
+    monkeypatch.setattr(trainer, "validate_epoch", real)
     capsys.readouterr()
     assert main(["run", "--resume", str(out)]) == 2
     assert "pass --model my_lvm:TinyGRU" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import torch
 from lvmbench.cli import main
 from lvmbench.config import Recipe, apply_overrides, load_recipe
 from lvmbench.data.prepare import prepare
-from lvmbench.evaluate.scoring import predict_all
+from lvmbench.evaluate.inference import predict_all
 from lvmbench.models.build import build_model
 from lvmbench.train.loss import contrastive_loss
 

@@ -56,7 +56,7 @@ def _same_history(a, b):
                 assert ra[key] == rb[key], (ra["epoch"], key)
             else:
                 assert ra[key] == pytest.approx(rb[key], abs=1e-6, rel=0), (ra["epoch"], key)
-    for key in ("best_hit5", "best_epoch", "stopped_epoch", "stop_reason", "steps_per_epoch"):
+    for key in ("stop_metric", "best_metric", "best_epoch", "stopped_epoch", "stop_reason", "steps_per_epoch"):
         assert a[key] == b[key], key
 
 
@@ -222,7 +222,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     from lvmbench.config import apply_overrides
     from lvmbench.data.prepare import prepare
     from lvmbench.evaluate.queries import make_queries
-    from lvmbench.evaluate.score import pool_for
+    from lvmbench.evaluate.evaluation import pool_for
     from lvmbench.models.build import build_model
 
     recipe = apply_overrides(fast_recipe, ["train.max_epochs=10"])
@@ -235,27 +235,27 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     def scripted(values):
         it = iter(values)
 
-        def validate(model, d, r, dist=None):
+        def validate_epoch(model, d, r, dist=None):
             v = next(it)
             if v is KeyboardInterrupt:
                 raise KeyboardInterrupt
             return {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": v, "val_hit@10": 0.0, "val_mrr": 0.0}
-        return validate
+        return validate_epoch
 
-    monkeypatch.setattr(loop, "validate", scripted([0.50, 0.30, KeyboardInterrupt]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted([0.50, 0.30, KeyboardInterrupt]))
     torch.manual_seed(0)
     with pytest.raises(loop.Interrupted, match="after epoch 2.*lvmbench run --resume"):
         loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru", log=lambda m: None)
     assert load_checkpoint(tmp_path / "best_val_hit5.pt")["epoch"] == 1
     last = load_checkpoint(tmp_path / "last.pt")
-    assert last["epoch"] == 2 and last["best_hit5"] == 0.50 and last["bad_epochs"] == 1
+    assert last["epoch"] == 2 and last["best_metric"] == 0.50 and last["bad_epochs"] == 1
 
-    monkeypatch.setattr(loop, "validate", scripted([0.40, 0.45, 0.99]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted([0.40, 0.45, 0.99]))
     hist = loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru",
                       log=lambda m: None, resume=last)
     # 0.40 and 0.45 are worse than the restored 0.50: patience 3 runs out at epoch 4
     assert [h["epoch"] for h in hist["history"]] == [1, 2, 3, 4]
-    assert hist["best_epoch"] == 1 and hist["best_hit5"] == 0.50 and "early stop" in hist["stop_reason"]
+    assert hist["best_epoch"] == 1 and hist["best_metric"] == 0.50 and "early stop" in hist["stop_reason"]
     assert load_checkpoint(tmp_path / "best_val_hit5.pt")["epoch"] == 1
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 4
     assert _history(tmp_path)["history"][-1]["epoch"] == 4
@@ -265,7 +265,7 @@ def test_interrupt_in_first_epoch_resumes_from_epoch_zero(tiny_store, fast_recip
     import lvmbench.train.trainer as loop
     from lvmbench.data.prepare import prepare
     from lvmbench.evaluate.queries import make_queries
-    from lvmbench.evaluate.score import pool_for
+    from lvmbench.evaluate.evaluation import pool_for
     from lvmbench.models.build import build_model
 
     prep = prepare(tiny_store, fast_recipe)
@@ -282,7 +282,7 @@ def test_interrupt_in_first_epoch_resumes_from_epoch_zero(tiny_store, fast_recip
         loop.train(build_model("memory_gru", prep, fast_recipe), data, fast_recipe, tmp_path, "memory_gru",
                    log=lambda m: None)
     last = load_checkpoint(tmp_path / "last.pt")
-    assert last["epoch"] == 0 and last["best_hit5"] is None and last["step"] == 0
+    assert last["epoch"] == 0 and last["best_metric"] is None and last["step"] == 0
 
 
 def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):

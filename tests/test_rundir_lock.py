@@ -69,7 +69,7 @@ def test_two_resumes_of_one_directory_have_exactly_one_winner(tiny_store, tmp_pa
     import lvmbench.train.trainer as loop
 
     run = tmp_path / "run"
-    real, calls = loop.validate, []
+    real, calls = loop.validate_epoch, []
 
     def stop_in_epoch_2(*args):
         if calls:
@@ -77,10 +77,10 @@ def test_two_resumes_of_one_directory_have_exactly_one_winner(tiny_store, tmp_pa
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(loop, "validate", stop_in_epoch_2)
+    monkeypatch.setattr(loop, "validate_epoch", stop_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         main(["run", "--model", "amn", "--data", str(tiny_store.path), "--out", str(run), *QUICK])
-    monkeypatch.setattr(loop, "validate", real)
+    monkeypatch.setattr(loop, "validate_epoch", real)
     procs = _race(["run", "--resume", str(run)], tmp_path)
     assert sorted(p.returncode for p in procs) == [0, 2], [(p.returncode, p.stderr[-500:]) for p in procs]
     loser = next(p for p in procs if p.returncode == 2)

@@ -9,7 +9,8 @@ from lvmbench.data.samples import make_samples
 from lvmbench.evaluate.index import build_pool, search
 from lvmbench.evaluate.queries import make_queries
 from lvmbench.evaluate.ranking import exact_ranks, faiss_ranks, torch_ranks
-from lvmbench.evaluate.scoring import check_consistency, predict_all
+from lvmbench.evaluate.consistency import check_consistency
+from lvmbench.evaluate.inference import predict_all
 from lvmbench.models.baselines import CopyLast
 
 

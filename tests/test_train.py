@@ -48,13 +48,13 @@ def test_early_stopping_after_exactly_patience_bad_epochs(tmp_path, monkeypatch,
     """Scripted val Hit@5: best at epoch 2, then 3 non-improving epochs -> stop at 5."""
     import lvmbench.train.trainer as loop
     from lvmbench.data.prepare import prepare
-    from lvmbench.evaluate.score import pool_for
+    from lvmbench.evaluate.evaluation import pool_for
     from lvmbench.models.build import build_model
     from lvmbench.evaluate.queries import make_queries
     from lvmbench.train.checkpoint import load_checkpoint
 
     script = iter([0.30, 0.50, 0.50, 0.45, 0.49, 0.99, 0.99])
-    monkeypatch.setattr(loop, "validate", lambda m, d, r, dist=None: {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": next(script), "val_hit@10": 0.0})
+    monkeypatch.setattr(loop, "validate_epoch", lambda m, d, r, dist=None: {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": next(script), "val_hit@10": 0.0})
     recipe = fast_recipe
     prep = prepare(tiny_store, recipe)
     unit = torch.from_numpy(prep.unit)
@@ -64,7 +64,7 @@ def test_early_stopping_after_exactly_patience_bad_epochs(tmp_path, monkeypatch,
     model = build_model("memory_gru", prep, recipe)
     hist = loop.train(model, data, recipe, tmp_path, "memory_gru", log=lambda m: None)
     assert [h["epoch"] for h in hist["history"]] == [1, 2, 3, 4, 5]
-    assert hist["best_epoch"] == 2 and hist["best_hit5"] == 0.50 and hist["stopped_epoch"] == 5
+    assert hist["best_epoch"] == 2 and hist["best_metric"] == 0.50 and hist["stopped_epoch"] == 5
     assert load_checkpoint(tmp_path / "best_val_hit5.pt")["epoch"] == 2
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 5
     for key in ("epoch", "train_loss", "val_loss", "lr", "val_hit@1", "val_hit@5", "val_hit@10"):

@@ -1,5 +1,5 @@
 """Target 6, an external bank at scale: lvmbench's scoring path (``load_bank``, ``build_pool``,
-``score_predictions``, ``torch_ranks``) for ``--bank-queries`` queries against a ``--bank-n`` x
+``rank_and_summarise``, ``torch_ranks``) for ``--bank-queries`` queries against a ``--bank-n`` x
 ``--bank-dim`` float32 unit bank, once per ``--shard-sizes`` value, in a fresh process (``_bank``):
 time and RSS per phase, throughput, ranks identical across shard sizes, and a 10x projection.
 Not in 'all'."""
@@ -24,11 +24,12 @@ from benchmarks.targets.common import (
     interleaved, phase, result, run_child,
 )
 from lvmbench.config import Recipe
-from lvmbench.evaluate import scoring as scoring_mod
+from lvmbench.evaluate import ranking as ranking_mod
 from lvmbench.evaluate.index import Bank, Pool, build_pool, load_bank, shard_rows
 from lvmbench.evaluate.queries import make_queries
 from lvmbench.evaluate.ranking import torch_ranks
-from lvmbench.evaluate.scoring import check_consistency, score_predictions
+from lvmbench.evaluate.consistency import check_consistency
+from lvmbench.evaluate.summary import rank_and_summarise
 
 CHILD = "bank"
 
@@ -76,10 +77,10 @@ def _matmul_reference(pred: np.ndarray, bank: Bank, dim: int) -> dict[str, float
 
 
 def _score_phase(inp: _BankInputs, pool: Pool, queries: Any, pairs: float, flops: float) -> tuple[dict[str, Any], Any]:
-    """``score_predictions`` as one phase, its search and exact fallback timed apart."""
+    """``rank_and_summarise`` as one phase, its search and exact fallback timed apart."""
     e = inp.ev
-    with CallTimer(scoring_mod, ("search", "_exact_counts")) as ct:
-        ph_score, scored = phase(lambda: score_predictions("m", inp.pred, pool, queries, inp.unit, e.ks,
+    with CallTimer(ranking_mod, ("search", "_exact_counts")) as ct:
+        ph_score, scored = phase(lambda: rank_and_summarise("m", inp.pred, pool, queries, inp.unit, e.ks,
                                                            e.search_depth, e.bootstrap, 0))
     search_s = ct.seconds["search"]
     ph_score.update({"search_s": search_s, "search_calls": ct.calls["search"],
@@ -125,12 +126,12 @@ def _score_shard_size(inp: _BankInputs, shard_size: int) -> tuple[dict[str, Any]
     pairs = float(len(inp.pred)) * pool.size
     flops = 2.0 * pairs * inp.dim
     child_log(f"[bank child] shard_size {shard_size}: pool {pool.size:,} in {len(pool.shards)} shards; "
-              "score_predictions")
+              "rank_and_summarise")
     ph_score, scored = _score_phase(inp, pool, queries, pairs, flops)
     ph_torch, t_rank = _torch_phase(inp, pool, queries, scored, pairs, flops)
     config = {"shard_size": shard_size, "shard_rows": shard_rows(shard_size), "shards": len(pool.shards),
               "largest_shard": max(len(sh) for sh in pool.shards), "pool": pool.size, "pairs": pairs,
-              "flops": flops, "score_predictions": ph_score, "torch_ranks": ph_torch}
+              "flops": flops, "rank_and_summarise": ph_score, "torch_ranks": ph_torch}
     fr = scored.faiss
     return config, {"rank": fr.rank, "rank_with_context": fr.rank_with_context, "retrieved": fr.retrieved,
                     "ties": fr.ties, "top": fr.top, "torch_rank": t_rank}
@@ -157,8 +158,8 @@ def _bank_child(cfg: dict[str, Any]) -> dict[str, Any]:
         configs.append(config)
         arrays.append(arr)
     same = {k: all(np.array_equal(a[k], arrays[0][k]) for a in arrays[1:]) for k in arrays[0]}
-    peaks = [c[p]["peak_rss"] for c in configs for p in ("score_predictions", "torch_ranks")]
-    anon = [c[p]["peak_rss_anon_sampled"] for c in configs for p in ("score_predictions", "torch_ranks")]
+    peaks = [c[p]["peak_rss"] for c in configs for p in ("rank_and_summarise", "torch_ranks")]
+    anon = [c[p]["peak_rss_anon_sampled"] for c in configs for p in ("rank_and_summarise", "torch_ranks")]
     return {"n": n, "dim": dim, "queries": nq, "pred_noise": cfg.get("noise", 2.0),
             "pred_cos_target_mean": float(np.einsum("ij,ij->i", pred, unit[samples.target]).mean()),
             "bank_bytes": int(bank.vectors.nbytes), "bank_sha256": bank.sha256,
@@ -206,12 +207,12 @@ def project_bank(c: dict[str, Any], n_to: int, ram_bytes: int) -> dict[str, Any]
         shard_bytes = largest * dim * 4
         torch_block = max(1, min(1024, (1 << 28) // (largest * 4)))
         fb_block = max(1, min(256, (1 << 28) // (largest * 4)))
-        sp = cf["score_predictions"]
+        sp = cf["rank_and_summarise"]
         group = min(nq, max(1024, (1 << 24) // max(sp["search_k"], 1)))
         reads_per_call = -(-group // qbs)
         out["configs"].append({
             "shard_size": cf["shard_size"], "largest_shard_bytes": shard_bytes,
-            "score_predictions_s": sp["seconds"] * f, "search_s": sp["search_s"] * f,
+            "rank_and_summarise_s": sp["seconds"] * f, "search_s": sp["search_s"] * f,
             "torch_ranks_s": cf["torch_ranks"]["seconds"] * f,
             "bank_reads_search": sp["search_calls"] * (1 if shard_bytes < 0.25 * ram_bytes else reads_per_call),
             "bank_reads_exact_fallback_at_least": -(-sp["exact_fallback_queries"] // fb_block),
@@ -228,8 +229,8 @@ def _log_bank_run(c: dict[str, Any], n: int, dim: int, shard_sizes: list[int], l
         f"({lb['gb_per_s']:.2f} GB/s, memory-mapped {lb['memory_mapped']}); matmul reference "
         + ", ".join(f"{k} {v:.1f}" for k, v in c["matmul_reference_gflops"].items()) + " GFLOP/s")
     for cf in c["configs"]:
-        sp, tr = cf["score_predictions"], cf["torch_ranks"]
-        log(f"[bank] shard_size {cf['shard_size']:,} ({cf['shards']} shards): score_predictions {sp['seconds']:.1f} s "
+        sp, tr = cf["rank_and_summarise"], cf["torch_ranks"]
+        log(f"[bank] shard_size {cf['shard_size']:,} ({cf['shards']} shards): rank_and_summarise {sp['seconds']:.1f} s "
             f"(search {sp['search_s']:.1f} s in {sp['search_calls']} call(s): {sp['pairs_per_s_search']:.3g} pairs/s, "
             f"{sp['gflops_per_s_search']:.1f} GFLOP/s = {sp['share_of_best_matmul']:.2f} x matmul; exact fallback "
             f"{sp['exact_fallback_queries']} queries {sp['exact_fallback_s']:.1f} s; rest {sp['rest_s']:.1f} s), "
@@ -249,7 +250,8 @@ def _log_bank_run(c: dict[str, Any], n: int, dim: int, shard_sizes: list[int], l
 def _log_projection(proj: dict[str, Any], dim: int, ram: int, log: Log) -> None:
     log(f"[bank] projection to {proj['n']:,} x {dim} ({proj['bank_bytes'] / GB:.1f} GB bank, RAM {ram / GB:.1f} GB, "
         f"fits: {proj['bank_fits_in_ram']}; derived, not measured): load_bank {proj['load_bank_s']:.0f} s + "
-        + "; ".join(f"shard_size {p['shard_size']:,}: score_predictions {p['score_predictions_s']:.0f} s, torch_ranks "
+        + "; ".join(f"shard_size {p['shard_size']:,}: rank_and_summarise {p['rank_and_summarise_s']:.0f} s, "
+                    "torch_ranks "
                     f"{p['torch_ranks_s']:.0f} s; reads of the whole bank: search {p['bank_reads_search']}, "
                     f"exact fallback >= {p['bank_reads_exact_fallback_at_least']}, "
                     f"torch_ranks {p['bank_reads_torch_ranks']}"
@@ -279,7 +281,7 @@ def target_bank(log: Log, workdir: Path, n: int, dim: int, n_queries: int,
         result("6 bank at scale", f"{what}: FAISS ranks identical, shard sizes {'/'.join(map(str, shard_sizes))}",
                float(same), 1.0, "higher", c),
         result("6 bank at scale", f"{what}: search FLOP rate / best matmul (shard_size {first['shard_size']})",
-               first["score_predictions"]["share_of_best_matmul"], 0.70, "higher", {"see": "first bank row"}),
+               first["rank_and_summarise"]["share_of_best_matmul"], 0.70, "higher", {"see": "first bank row"}),
         result("6 bank at scale", f"{what}: peak RSS / bank bytes (memory-mapped)",
                c["peak_rss"] / c["bank_bytes"], 1.5, "lower", {"see": "first bank row"}),
         result("6 bank at scale", f"{what}: peak anonymous RSS / bank bytes (sampled)",

@@ -21,7 +21,7 @@ from lvmbench.config import Recipe
 from lvmbench.evaluate.ann import TRAIN_PER_CENTROID, ann_report, ivfpq_spec
 from lvmbench.evaluate.index import Bank, build_pool
 from lvmbench.evaluate.queries import make_queries
-from lvmbench.evaluate.scoring import score_predictions
+from lvmbench.evaluate.summary import rank_and_summarise
 
 CHILD = "bank-ann"
 
@@ -37,7 +37,7 @@ def _bank_ann_child(cfg: dict[str, Any]) -> dict[str, Any]:
     queries = make_queries(samples, pool, BANK_CHAIN_LEN)
     e = Recipe().eval
     child_log(f"[bank-ann child] exact scoring of {nq:,} queries against {pool.size:,}")
-    ph_exact, scored = phase(lambda: score_predictions("m", pred, pool, queries, unit, e.ks, e.search_depth,
+    ph_exact, scored = phase(lambda: rank_and_summarise("m", pred, pool, queries, unit, e.ks, e.search_depth,
                                                        e.bootstrap, 0))
     ph_ann, rep = phase(lambda: ann_report("ivfpq", pool, queries, pred, scored.faiss, e.ks, 0, child_log))
     child_log(f"[bank-ann child] {rep['index']}: build {rep['build_s']:.1f} s, search {rep['search_s']:.1f} s, "

@@ -24,7 +24,7 @@ Targets:
   score      lvmbench score / numpy + IndexFlatIP pipeline on git-manual: <= 1.5 baseline cache warm, <= 3 cold
   search     lvmbench's exact search / IndexFlatIP.search at equal k (10, 110, 1100), pool 3,936: <= 1.2
   rerank-1m  torch consistency re-rank / FAISS search, 4k queries x 1M x 384: <= 0.5 (not in 'all'; ~3 GB)
-  bank       lvmbench's scoring path (load_bank, build_pool, score_predictions, torch_ranks) for
+  bank       lvmbench's scoring path (load_bank, build_pool, rank_and_summarise, torch_ranks) for
              --bank-queries queries against a --bank-n x --bank-dim float32 unit bank written to
              --workdir (reused when present), once per --shard-sizes value in a fresh process:
              time and RSS per phase, throughput, ranks identical across shard sizes, a 10x projection

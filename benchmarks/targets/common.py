@@ -26,7 +26,7 @@ from lvmbench.data.prepare import DEFAULT_DATASET, prepare
 from lvmbench.data.samples import make_samples
 from lvmbench.data.store import ChainStore, load_store
 from lvmbench.evaluate.queries import make_queries
-from lvmbench.evaluate.score import pool_for
+from lvmbench.evaluate.evaluation import pool_for
 from lvmbench.models.build import build_model
 from lvmbench.train.trainer import TrainData
 
@@ -93,7 +93,7 @@ class CallTimer:
         return wrapped
 
 
-TRAINER_CALLS = ("validate", "save_checkpoint", "atomic_write_json")
+TRAINER_CALLS = ("validate_epoch", "save_checkpoint", "atomic_write_json")
 """``lvmbench.train.trainer`` functions whose time is not optimiser steps (timed apart by :class:`CallTimer`)."""
 
 

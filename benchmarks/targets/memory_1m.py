@@ -18,7 +18,7 @@ from lvmbench.data.samples import make_samples
 from lvmbench.evaluate.index import build_pool
 from lvmbench.evaluate.queries import make_queries
 from lvmbench.evaluate.ranking import torch_ranks
-from lvmbench.evaluate.scoring import score_predictions
+from lvmbench.evaluate.summary import rank_and_summarise
 
 CHILD = "memory-1m"
 
@@ -48,8 +48,8 @@ def _memory_1m(n: int, dim: int, n_queries: int) -> dict[str, Any]:
     recipe = Recipe()
     e = recipe.eval
     reset_peak_rss()
-    t, scored = timed(lambda: score_predictions("m", pred, pool, queries, unit, e.ks, e.search_depth, e.bootstrap, 0))
-    phases["score_predictions"] = {**rss_bytes(), "seconds": t, "exact_fallback": scored.faiss.exact_fallback,
+    t, scored = timed(lambda: rank_and_summarise("m", pred, pool, queries, unit, e.ks, e.search_depth, e.bootstrap, 0))
+    phases["rank_and_summarise"] = {**rss_bytes(), "seconds": t, "exact_fallback": scored.faiss.exact_fallback,
                                    "hit@5": scored.metrics["hit@5"]}
     reset_peak_rss()
     t, (rank, _) = timed(lambda: torch_ranks(torch.from_numpy(pred), torch.from_numpy(pool.vectors), queries))
@@ -76,8 +76,8 @@ def target_memory_1m(log: Log, n: int = 1_000_000, dim: int = 768, n_queries: in
     c = last_json_line(proc.stdout)
     ph = c["phases"]
     log(f"[memory-1m] pool {c['pool_bytes'] / GB:.2f} GB; RSS: start {ph['start']['rss'] / GB:.2f}, +unit "
-        f"{ph['unit']['rss'] / GB:.2f}, +build_pool {ph['build_pool']['rss'] / GB:.2f}, peak in score_predictions "
-        f"{ph['score_predictions']['peak_rss'] / GB:.2f}, peak in torch_ranks ({ph['torch_ranks']['block']} "
+        f"{ph['unit']['rss'] / GB:.2f}, +build_pool {ph['build_pool']['rss'] / GB:.2f}, peak in rank_and_summarise "
+        f"{ph['rank_and_summarise']['peak_rss'] / GB:.2f}, peak in torch_ranks ({ph['torch_ranks']['block']} "
         f"queries/block) {ph['torch_ranks']['peak_rss'] / GB:.2f} GB; peak / pool = {c['peak_over_pool']:.2f} "
         f"(no index copy: the pool is prep.unit itself: {c['pool_vectors_aliases_unit']})")
     return [result("4 scoring memory at 1M x 768", "peak RSS / pool bytes", c["peak_over_pool"], 1.5, "lower", c)]

@@ -137,8 +137,8 @@ def _train_summary(model_name: str, store: ChainStore, recipe: Recipe, plan: Epo
     """Medians of the repeats and the ratios; the trainer's validation and file writes taken out."""
     cfg, steps = recipe.train, plan.steps
     med = {k: float(np.median([row[k] for row in tr_rows])) for k in tr_rows[0]}
-    steps_only = float(np.median([row["total"] - row["validate"] - row["save_checkpoint"] - row["atomic_write_json"]
-                                  for row in tr_rows]))
+    steps_only = float(np.median([row["total"] - row["validate_epoch"] - row["save_checkpoint"]
+                                  - row["atomic_write_json"] for row in tr_rows]))
     b = float(np.median(bare_s))
     bg = float(np.median(bare_g_s))
     g = float(np.median(gather_s))

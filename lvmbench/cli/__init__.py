@@ -22,6 +22,7 @@ from lvmbench.cli.data import add_data
 from lvmbench.cli.evaluate import add_eval, add_trec
 from lvmbench.cli.predictions import add_score, add_task
 from lvmbench.cli.gate import add_benchmark, add_gate, add_latency
+from lvmbench.cli.report import add_report
 from lvmbench.cli.results import add_compare, add_models
 from lvmbench.cli.run import add_run, add_sweep
 from lvmbench.cli.suite import add_suite
@@ -29,7 +30,7 @@ from lvmbench.errors import Interrupted, LvmbenchError, error_line
 from lvmbench.trust import trusted_imports
 
 COMMANDS = (add_run, add_eval, add_sweep, add_suite, add_task, add_score, add_trec, add_gate, add_benchmark,
-            add_latency, add_models, add_compare, add_data)
+            add_latency, add_models, add_compare, add_report, add_data)
 """Each registers one subcommand (its parser and ``func``); the order is the order of ``--help``."""
 
 

@@ -31,13 +31,13 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     import json
 
     from lvmbench.data.prepare import resolve_data
-    from lvmbench.report.info import dataset_info, render_info
+    from lvmbench.report.info import data_info, render_info
 
     from lvmbench.data.split import leakage_message
     from lvmbench.errors import IntegrityError
 
     store = resolve_data(args.dataset, log=log)
-    info = dataset_info(store, recipe_from_args(args))
+    info = data_info(store, recipe_from_args(args))
     print(json.dumps(info, indent=2) if args.json else render_info(info), flush=True)
     if not info["leakage"]["ok"]:  # the full report is out; the exit code still says the data is unusable
         raise IntegrityError(f"{store.path}: {leakage_message(info['leakage'])}")

@@ -45,7 +45,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="score a saved checkpoint on a split", epilog=EPILOG,
                        description="Score CHECKPOINT (a .pt file or a run directory) and every baseline against "
                        "the FAISS pool, using the recipe stored in the checkpoint plus any --set overrides.")
-    e.add_argument("checkpoint", help="a checkpoint file or a run directory holding best_val_hit5.pt")
+    e.add_argument("checkpoint", help="a checkpoint file, or a run directory holding its best checkpoint "
+                   "(best_val_<metric>.pt, named by train.stop_metric)")
     e.add_argument("--data", help="chain-store directory or 'synth' (default: the default dataset)")
     e.add_argument("--model", metavar="SPEC", help="confirm the checkpoint's outside model: its import path "
                    "package.module:NAME is never imported from the checkpoint unless named here too (a different "

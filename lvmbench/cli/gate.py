@@ -124,7 +124,7 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def add_benchmark(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("benchmark", help="list the shipped benchmarks, or pin one from a reference run",
+    b = sub.add_parser("benchmark", help="list the shipped benchmarks, or pin one from a finished run",
                        epilog=EPILOG, description="A benchmark pins what a number is measured on: the dataset "
                        "(sha256), the split and which split is scored, the exact queries, the pool, the context "
                        "length, the minimum context, the excluded window and the K's. `gate --benchmark` refuses a "

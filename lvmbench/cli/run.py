@@ -12,7 +12,9 @@ from lvmbench.errors import UsageError
 RUN_DESCRIPTION = (
     "Train MODEL through the consultant recipe (early stopping on val Hit@5), then score the "
     "best checkpoint and every baseline on the held-out test split against a FAISS IndexFlatIP pool. "
-    "Writes best_val_hit5.pt, last.pt, training_history.json, results.json, predictions.npz, report.md, "
+    "Writes best_val_<metric>.pt (the best epoch by train.stop_metric: best_val_hit5.pt, or best_val_mrr.pt "
+    "for the contrastive recipe), last.pt, training_history.json, results.json, predictions.npz, report.md, "
+    "report.html (the same run as one self-contained page: `lvmbench report`), "
     "split.json, data_report.json, recipe.json and curves.png (with matplotlib) into the run directory. Every file "
     "is written to a temporary file and renamed; Ctrl-C keeps last.pt (the last completed epoch), prints the resume "
     "command and exits 130. Launched as `torchrun --standalone --nproc-per-node N -m lvmbench run --model M ...` it "
@@ -109,7 +111,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                    "OUT/<model>-s<seed>-<hash>/ (default runs/<timestamp>-multi/; the hash is the job key, so a "
                    "re-run reuses finished runs) on the same data, queries and pool, a failed model is "
                    "reported and the rest still run, and the compare leaderboard of those that finished ends the "
-                   "output (OUT/leaderboard.md, OUT/multi.json)")
+                   "output (OUT/leaderboard.md, OUT/multi.json, OUT/report.html)")
     r.add_argument("--data", help="chain-store directory, or 'synth'; default: the shipped default dataset "
                    "fixtures/python-docs (MiniLM paragraphs of the Python 3.11 docs); "
                    "with --resume, the run's own dataset")
@@ -121,7 +123,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                    "(OUT/<model>-fold-<f>-s<seed>-<hash>/, an ordinary run scored against that fold's own test "
                    "pool), so every document "
                    "is tested once; the test queries of all folds are pooled for the intervals and paired tests "
-                   "(OUT/cv.json, OUT/cv.md, with each fold's Hit@5)")
+                   "(OUT/cv.json, OUT/cv.md, OUT/report.html, with each fold's Hit@5)")
     r.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run (the command an interrupt prints): from RUN_DIR/last.pt with "
                    "RUN_DIR/recipe.json (model, optimiser, scheduler, early-stopping and RNG state restored), from "
@@ -157,8 +159,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         description="Retrain MODEL with data.context_len = each --context value (OUT/ctx-<C>/ run directories) "
         "and score every point against the same test queries, the same pool and the same candidates per query "
         "(each query's max(C) preceding vectors excluded at every point); checks that query ids and pool "
-        "sha256 are identical across points, then writes OUT/sweep.json and OUT/sweep.md: context -> Hit@K "
-        "with Wilson intervals, MRR, and copy_last as the reference.",
+        "sha256 are identical across points, then writes OUT/sweep.json, OUT/sweep.md and OUT/report.html: "
+        "context -> Hit@K with Wilson intervals, MRR, and copy_last (which reads only the last vector) as a row "
+        "that is the same at every context length.",
         epilog=EPILOG,
     )
     sw.add_argument("--model", help="model name (see `lvmbench models`); required unless --resume")

@@ -11,7 +11,7 @@ RUN_DESCRIPTION = (
     "Train and score MODEL on every task of the standard suite (or --tasks a,b): each task's split and gates are "
     "the ones its manifest fixes, each task gets an ordinary run directory OUT/<task>/<model>-s<seed>-<hash>/ "
     "(with --folds K, one per fold: OUT/<task>/<model>-fold-<f>-s<seed>-<hash>/; the hash is the job key), and "
-    "the run ends with the suite table (OUT/suite.json, OUT/suite.md): per task "
+    "the run ends with the suite table (OUT/suite.json, OUT/suite.md, and the page OUT/report.html): per task "
     "Hit@1/5/10 with Wilson intervals, MRR, the lift over that task's best baseline with a paired bootstrap "
     "interval and exact McNemar p, Holm-corrected over the tasks, and the macro average. Before any training it "
     "times a few training steps per task and prints the estimated cost. Works with outside models "

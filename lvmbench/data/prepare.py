@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lvmbench import workdir
-from lvmbench.config import DataConfig, Recipe, explicit_keys, validate
+from lvmbench.config import DataConfig, Recipe, check_recipe, explicit_keys
 from lvmbench.data import synth
 from lvmbench.data.gates import GateResult, apply_gates, row_hashes, unit_vectors
 from lvmbench.data.samples import Samples, make_samples, pair_coherence
@@ -103,7 +103,7 @@ def apply_dataset_settings(recipe: Recipe, store: ChainStore) -> Recipe:
             raise ConfigError(f"data.{key}={mine}: {store.path} fixes data.{key} = {value} in its manifest "
                               "(the task's published split and gates)")
         setattr(recipe.data, key, type(getattr(default, key))(value))
-    validate(recipe)
+    check_recipe(recipe)
     return recipe
 
 

@@ -37,7 +37,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @dataclass
-class BaselineScore:
+class BaselineSummary:
     """What a run keeps of one baseline: its metrics, its ranks, PAR's terms and its direction row."""
 
     metrics: dict[str, Any]
@@ -73,7 +73,7 @@ def directory() -> Path:
     return cache_dir() / "baselines"
 
 
-def _consistent(score: BaselineScore, n: int) -> bool:
+def _consistent(score: BaselineSummary, n: int) -> bool:
     """The entry describes itself: one value per query, and its Hit@K is what its ranks give."""
     if len(score.rank) != n or len(score.par_pred) != n:
         return False
@@ -83,7 +83,7 @@ def _consistent(score: BaselineScore, n: int) -> bool:
     return True
 
 
-def load(name: str, n: int) -> dict[str, BaselineScore] | None:
+def load(name: str, n: int) -> dict[str, BaselineSummary] | None:
     """The verified entry ``name`` for ``n`` queries, or None (absent, disabled, corrupt or edited)."""
     path = directory() / f"{name}.npz"
     if not enabled() or not path.is_file():
@@ -94,14 +94,14 @@ def load(name: str, n: int) -> dict[str, BaselineScore] | None:
             return None
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             meta = json.loads(z["meta"].item())
-            out = {b: BaselineScore(meta["metrics"][b], np.asarray(z[f"rank__{b}"]), np.asarray(z[f"par__{b}"]),
+            out = {b: BaselineSummary(meta["metrics"][b], np.asarray(z[f"rank__{b}"]), np.asarray(z[f"par__{b}"]),
                                     meta["direction"][b]) for b in meta["names"]}
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None
     return out if all(_consistent(s, n) for s in out.values()) else None
 
 
-def store(name: str, scores: dict[str, BaselineScore]) -> None:
+def store(name: str, scores: dict[str, BaselineSummary]) -> None:
     """Write an entry (atomically) and the sha256 that vouches for it."""
     if not enabled():
         return

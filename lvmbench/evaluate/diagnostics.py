@@ -12,10 +12,11 @@ similar.  Two numbers tell the two apart:
   inside the query's chain are counted; each k reports its mean and count.
   A forward-pointing predictor peaks at k = 0; an echo peaks at k = −1.
 
-Every predictor scored by the pipeline gets a row, plus two references that
-bracket the scale: ``oracle`` (ŷ = the target itself: the best margin the data
-allows, 1 − mean adjacent cosine) and ``copy_last`` (ŷ = the last context
-vector: margin = mean adjacent cosine − 1, the echo's value).
+Every predictor scored by the pipeline gets a row, plus two bounds (rows of
+kind ``bound``) that bracket the scale: ``oracle`` (ŷ = the target itself: the
+upper bound, the best margin the data allows, 1 − mean adjacent cosine) and
+``copy_last`` (ŷ = the last context vector: margin = mean adjacent cosine − 1,
+the echo's value).
 
 All vectors are L2-normalised, so a cosine is a dot product.
 """
@@ -28,10 +29,14 @@ import numpy as np
 
 OFFSETS: tuple[int, ...] = (-3, -2, -1, 0, 1, 2, 3)
 """The k of cos(ŷ, x_{t+k}); x_t is the target."""
+BOUND = "bound"
+"""The ``kind`` of the rows that bracket the scale (results.json schema 1 called it "reference")."""
+BOUND_LABELS = {"oracle": "upper bound", "copy_last": "echo bound"}
+"""How the tables mark each bound row: ``oracle (upper bound)``, ``copy_last (echo bound)``."""
 
 
 def _rowwise_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # the same einsum scoring.score_predictions uses, so k = 0 equals its mean_cos to the bit
+    # the same einsum summary.rank_and_summarise uses, so k = 0 equals its mean_cos to the bit
     return np.einsum("ij,ij->i", a, b)
 
 
@@ -74,17 +79,17 @@ def direction(
     }
 
 
-def references(
+def bounds(
     unit: np.ndarray, target: np.ndarray, chain_start: np.ndarray, chain_end: np.ndarray,
     offsets: tuple[int, ...] = OFFSETS, copy_last: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """The ``oracle`` row (ŷ = target) and, unless ``copy_last`` is False (the
     pipeline passes False when copy_last was already scored as a baseline), the
-    ``copy_last`` row (ŷ = last context vector)."""
+    ``copy_last`` row (ŷ = last context vector); both of kind :data:`BOUND`."""
     target = np.asarray(target, dtype=np.int64)
-    out = {"oracle": {"kind": "reference", **direction(unit[target], unit, target, chain_start, chain_end, offsets)}}
+    out = {"oracle": {"kind": BOUND, **direction(unit[target], unit, target, chain_start, chain_end, offsets)}}
     if copy_last:
-        out["copy_last"] = {"kind": "reference",
+        out["copy_last"] = {"kind": BOUND,
                             **direction(unit[target - 1], unit, target, chain_start, chain_end, offsets)}
     return out
 
@@ -100,7 +105,7 @@ def summary(rows: dict[str, dict[str, Any]], offsets: tuple[int, ...] = OFFSETS)
     }
 
 
-__all__ = ["OFFSETS", "direction", "references", "summary"]
+__all__ = ["BOUND", "BOUND_LABELS", "OFFSETS", "bounds", "direction", "summary"]
 
 
 def context_max_cos(vectors: np.ndarray, unit: np.ndarray, target: np.ndarray, context_len: int,

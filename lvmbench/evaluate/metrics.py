@@ -142,10 +142,13 @@ class Metric:
     values) is what an interval is taken over: ``wilson`` for 0/1 values,
     ``bootstrap`` (seeded percentile) for any other mean.  A vector metric
     (``vectors=True``, PAR) is computed from the predictions and their context
-    by :mod:`lvmbench.evaluate.scoring` and has the same record.  ``gate``:
+    by :mod:`lvmbench.evaluate.summary` and has the same record.  ``gate``:
     ``"min"`` for a rate in [0, 1] where higher is better (a deploy gate holds
     it against a minimum), ``"max"`` for one held against a maximum, None for
-    a number no gate may use.  ``label`` and ``show`` decide the tables.
+    a number no gate may use.  ``label`` and ``show`` decide the tables: every
+    metric with ``show`` is a column of the run table, ``compare``, the suite
+    and sweep tables (one per K of ``eval.ks`` for an ``at_k`` metric), headed
+    by ``label`` (:mod:`lvmbench.report.columns`); every gateable metric is shown.
     """
 
     name: str
@@ -178,7 +181,7 @@ METRICS: dict[str, Metric] = {
         Metric("hit", lambda r, c, k: hit_at_k(r, k), at_k=True, per_query=lambda r, c, k: r <= k,
                interval="wilson", label="Hit",
                description="share of queries whose target ranks <= K (trec_eval success.K)"),
-        Metric("ndcg", lambda r, c, k: ndcg_at_k(r, k), at_k=True, label="nDCG", show=False,
+        Metric("ndcg", lambda r, c, k: ndcg_at_k(r, k), at_k=True, label="nDCG",
                description="mean 1[rank <= K] / log2(rank + 1)"),
         Metric("mrr", lambda r, c, k: mrr(r), per_query=lambda r, c, k: 1.0 / r.astype(np.float64),
                interval="bootstrap", label="MRR", description="mean 1/rank over the whole pool (untruncated)"),

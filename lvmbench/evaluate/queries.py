@@ -69,6 +69,11 @@ def make_queries(samples: Samples, pool: Pool, context_len: int) -> Queries:
     return Queries(samples=samples, target_pos=target_pos, excl_lo=lo, excl_hi=hi, context_rows=rows, copies=copies)
 
 
+def without_exclusion(q: Queries) -> Queries:
+    """The same queries with nothing excluded (``eval.exclude_context = false``)."""
+    return Queries(q.samples, q.target_pos, q.excl_lo, q.excl_lo.copy(), q.context_rows, q.copies, q.context_len)
+
+
 def copies_in(queries: Queries, shards: list[tuple[int, Any]]) -> TargetCopies:
     """``queries.copies``, or found now from the pool's ``(first position, array or tensor)`` shards."""
     if queries.copies is not None:

@@ -7,7 +7,7 @@
 
 Both count rank = 1 + the candidates scoring at least the target's score, the
 target's own copies left out, so a tie never helps the target;
-:func:`lvmbench.evaluate.scoring.check_consistency` compares the two query by
+:func:`lvmbench.evaluate.consistency.check_consistency` compares the two query by
 query.
 """
 

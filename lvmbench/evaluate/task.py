@@ -37,7 +37,7 @@ from lvmbench.config import Recipe, exclusion_len
 from lvmbench.data.prepare import Prepared
 from lvmbench.data.samples import context_index
 from lvmbench.errors import DataError
-from lvmbench.evaluate.score import excluded_rows, pool_for, queries_for
+from lvmbench.evaluate.evaluation import excluded_rows, pool_for, queries_for
 
 FORMAT = "lvmbench-task"
 FORMAT_VERSION = 1

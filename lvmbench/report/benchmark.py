@@ -11,7 +11,7 @@ refuses (exit 1) a run whose pins differ, naming each field that does.
 Shipped benchmarks live in ``lvmbench/pins/`` as ``BENCH.json`` files:
 ``default`` (the python-docs data and its shipped split) and each task of the
 standard suite under its name.  ``lvmbench benchmark pin RUN_DIR`` writes a
-team's own from a reference run.  What a pin cannot cover: how the
+team's own from one of its finished runs.  What a pin cannot cover: how the
 predictions were made (a predictions file produced by peeking at the
 targets is scored on the pinned queries like any other).
 """
@@ -26,6 +26,9 @@ import numpy as np
 
 from lvmbench.errors import UsageError
 from lvmbench.io import atomic_write_json, read_json, sha256_arrays
+from lvmbench.result import (
+    DatasetInfo, DataSettings, EvalSettings, PoolInfo, QueryRecord, RecipeRecord, Result, SplitInfo,
+)
 
 FORMAT = "lvmbench-benchmark"
 FORMAT_VERSION = 1
@@ -50,28 +53,31 @@ FIELDS: dict[str, str] = {
 """Every pinned field, and how a refusal names it."""
 
 
-def pins_of(results: dict[str, Any], target_ids: np.ndarray | None = None) -> dict[str, Any]:
+def pins_of(result: Result, target_ids: np.ndarray | None = None) -> dict[str, Any]:
     """The pinned fields of a scored run (``target_ids`` from its predictions.npz when results.json predates them)."""
-    recipe, pool = results.get("recipe") or {}, results.get("pool") or {}
-    q = results.get("queries") or {}
+    recipe = result.recipe or RecipeRecord()
+    pool, data, ev = result.pool or PoolInfo(), recipe.data or DataSettings(), recipe.eval or EvalSettings()
+    q = result.queries
+    split = q.split if q is not None and q.has("split") else pool.split
+    n = q.n if q is not None and q.has("n") else (result.metrics.n_queries if result.metrics else None)
+    sha = q.sha256 if q is not None else None
     if target_ids is not None:
-        q = {**q, "n": int(len(target_ids)), "sha256": sha256_arrays(np.asarray(target_ids, dtype=np.int64))}
-    data, ev = recipe.get("data") or {}, recipe.get("eval") or {}
+        n, sha = int(len(target_ids)), sha256_arrays(np.asarray(target_ids, dtype=np.int64))
     return {
-        "dataset_sha256": (results.get("dataset") or {}).get("sha256"),
-        "split_sha256": (results.get("split") or {}).get("sha256"),
-        "split": q.get("split", pool.get("split")),
-        "queries": q.get("n", (results.get("metrics") or {}).get("n_queries")),
-        "queries_sha256": q.get("sha256"),
-        "pool": pool.get("size"),
-        "pool_sha256": pool.get("sha256"),
-        "pool_kind": ev.get("pool", "split"),
-        "bank_sha256": (pool.get("bank") or {}).get("sha256"),
-        "context_len": data.get("context_len"),
-        "min_context": data.get("min_context"),
-        "exclude_context": pool.get("exclude_context"),
-        "exclude_len": pool.get("exclude_len"),
-        "ks": list(ev.get("ks") or []),
+        "dataset_sha256": result.dataset.sha256 if result.dataset else None,
+        "split_sha256": result.split.sha256 if result.split else None,
+        "split": split,
+        "queries": n,
+        "queries_sha256": sha,
+        "pool": pool.size,
+        "pool_sha256": pool.sha256,
+        "pool_kind": ev.pool if ev.has("pool") else "split",
+        "bank_sha256": pool.bank.sha256 if pool.bank else None,
+        "context_len": data.context_len,
+        "min_context": data.min_context,
+        "exclude_context": pool.exclude_context,
+        "exclude_len": pool.exclude_len,
+        "ks": list(ev.ks or []),
     }
 
 
@@ -83,25 +89,28 @@ def data_pins(prep: Any, recipe: Any, split: str = "test") -> dict[str, Any]:
     can be checked against its fixture in seconds.
     """
     from lvmbench.config import exclusion_len
-    from lvmbench.evaluate.score import pool_for, queries_for, query_record
+    from lvmbench.evaluate.evaluation import pool_for, queries_for, query_record
 
     pool = pool_for(prep, recipe, split)
     queries = queries_for(prep, recipe, split, pool)
     excl = recipe.eval.exclude_context
-    results = {"dataset": {"sha256": prep.store.sha256}, "split": {"sha256": prep.report["split"]["sha256"]},
-               "queries": query_record(queries, split), "recipe": recipe.to_dict(),
-               "pool": {"split": pool.split, "size": pool.size, "sha256": pool.sha256(), "bank": None,
-                        "exclude_context": excl, "exclude_len": exclusion_len(recipe) if excl else 0}}
-    return pins_of(results)
+    result = Result(dataset=DatasetInfo(sha256=prep.store.sha256),
+                    split=SplitInfo(sha256=prep.report["split"]["sha256"]),
+                    queries=QueryRecord.from_json(query_record(queries, split)),
+                    recipe=RecipeRecord.from_json(recipe.to_dict()),
+                    pool=PoolInfo(split=pool.split, size=pool.size, sha256=pool.sha256(), exclude_context=excl,
+                                  exclude_len=exclusion_len(recipe) if excl else 0))
+    return pins_of(result)
 
 
-def pin(results: dict[str, Any], target_ids: np.ndarray, name: str, description: str = "",
+def pin(result: Result, target_ids: np.ndarray, name: str, description: str = "",
         source: str | None = None) -> dict[str, Any]:
     """A BENCH.json object for a scored run."""
-    chance = (results.get("metrics") or {}).get("chance") or {}
+    chance = (result.metrics.chance if result.metrics else None) or {}
+    ds = result.dataset or DatasetInfo()
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "description": description,
-            "pins": pins_of(results, target_ids), "chance": chance,
-            "dataset": {k: (results.get("dataset") or {}).get(k) for k in ("name", "n_vectors", "dim", "source")},
+            "pins": pins_of(result, target_ids), "chance": chance,
+            "dataset": {"name": ds.name, "n_vectors": ds.n_vectors, "dim": ds.dim, "source": ds.source},
             "source_run": source}
 
 
@@ -161,9 +170,8 @@ def differences(run_pins: dict[str, Any], bench: dict[str, Any]) -> list[str]:
     return out
 
 
-def describe(run_pins: dict[str, Any], chance: dict[str, Any] | None) -> str:
-    """What a run was measured on, in one phrase: the verdict's context line."""
-    c5 = (chance or {}).get("hit@5")
+def describe(run_pins: dict[str, Any], c5: float | None) -> str:
+    """What a run was measured on, in one phrase: the verdict's context line (``c5``: the chance Hit@5)."""
     return (f"{run_pins.get('queries')} {run_pins.get('split')} queries, pool {run_pins.get('pool')} "
             f"({run_pins.get('pool_kind')}), chance Hit@5 {'?' if c5 is None else f'{100 * c5:.1f}%'}, "
             f"split sha256 {_short(run_pins.get('split_sha256'))}")

@@ -40,8 +40,9 @@ from lvmbench.errors import IntegrityError, UsageError
 from lvmbench.evaluate import metrics
 from lvmbench.evaluate.stats import PAIRED_K, holm, paired
 from lvmbench import format as fmt_
+from lvmbench.report import columns
 from lvmbench.report.gate import check_status
-from lvmbench.report.results import load_results
+from lvmbench.result import Result
 
 DEFAULT_KS = (1, 5, 10)
 FORMATS = ("table", "markdown", "csv", "json")
@@ -54,13 +55,13 @@ HASHES = (("dataset", "dataset"), ("split", "split"), ("pool", "pool"))
 @dataclass
 class Run:
     path: Path
-    results: dict[str, Any]
+    results: Result
     arrays: dict[str, np.ndarray]
 
 
 def load_run(path: str | Path) -> Run:
     p = Path(path)
-    results = load_results(p)
+    results = Result.from_json(p)
     npz = (p if p.is_dir() else p.parent) / "predictions.npz"
     if not npz.is_file():
         raise UsageError(f"{npz}: per-query ranks not found (compare needs each run's predictions.npz)")
@@ -99,9 +100,10 @@ def believed_runs(paths: list[str | Path] | list[Path]) -> tuple[list[Run], list
     return runs, notes
 
 
-def _hash(results: dict[str, Any], section: str) -> str | None:
-    value = results.get(section)
-    return value.get("sha256") if isinstance(value, dict) else None
+def _hash(result: Result, section: str) -> str | None:
+    """The sha256 the run records for its dataset, split or pool."""
+    record = {"dataset": result.dataset, "split": result.split, "pool": result.pool}[section]
+    return record.sha256 if record is not None else None
 
 
 def check_comparable(runs: list[Run], force: bool = False) -> list[str]:
@@ -133,7 +135,8 @@ def check_comparable(runs: list[Run], force: bool = False) -> list[str]:
 
 
 def _labels(runs: list[Run]) -> list[str]:
-    names = [str(r.results.get("model", {}).get("name", r.path.name)) for r in runs]
+    names = [str(r.results.model_name if r.results.model is not None and r.results.model.has("name")
+                 else r.path.name) for r in runs]
     dirs = [r.path.name for r in runs]
     out = []
     for name, d, run in zip(names, dirs, runs):
@@ -148,13 +151,20 @@ def _labels(runs: list[Run]) -> list[str]:
 
 def run_ks(run: Run) -> list[int]:
     """The K of the run's recipe (``eval.ks``); 1, 5, 10 for a results file that records none."""
-    ks = (run.results.get("recipe") or {}).get("eval", {}).get("ks")
-    return [int(k) for k in ks] if isinstance(ks, list) and ks else list(DEFAULT_KS)
+    return run.results.ks
 
 
 def board_metrics(ks: list[int]) -> list[str]:
-    """The leaderboard's columns: Hit@K for the recipe's K, then MRR."""
-    return [f"hit@{k}" for k in ks] + ["mrr"]
+    """The leaderboard's metrics with a per-query interval (a rank metric the table shows, no candidate counts
+    needed): Hit@K for the recipe's K and MRR, what ``--metric`` may sort by; the rest are :func:`extra_metrics`."""
+    return [k for k in columns.shown(ks, vectors=False) if metrics.parse_key(k)[0].per_query is not None
+            and not metrics.parse_key(k)[0].needs_candidates]
+
+
+def extra_metrics(ks: list[int]) -> list[str]:
+    """The other shown rank metrics (nDCG@K), computed from the ranks, without an interval."""
+    return [k for k in columns.shown(ks, vectors=False) if k not in board_metrics(ks)
+            and not metrics.parse_key(k)[0].needs_candidates]
 
 
 def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int], arrays: dict[str, np.ndarray],
@@ -165,6 +175,8 @@ def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int], arrays: dict[st
     for key in board_metrics(ks):
         row[key] = metrics.value(key, ranks)
         row[f"{key}_lo"], row[f"{key}_hi"] = metrics.interval(key, ranks, BOOTSTRAP, SEED)
+    for key in extra_metrics(ks):
+        row[key] = metrics.value(key, ranks)
     row["ca"] = row["ca_lo"] = row["ca_hi"] = row["par"] = row["par_lo"] = row["par_hi"] = None
     c = arrays.get("candidates")
     if c is not None:
@@ -176,13 +188,13 @@ def _row(name: str, kind: str, ranks: np.ndarray, ks: list[int], arrays: dict[st
     return row
 
 
-def _chance(results: dict[str, Any], k: int) -> float | None:
+def _chance(result: Result, k: int) -> float | None:
     """The run's recorded chance rate (context excluded), else K / pool size."""
-    pool = results.get("pool") if isinstance(results.get("pool"), dict) else {}
-    recorded = (results.get("metrics") or {}).get("chance", {}).get(f"hit@{k}")
-    if recorded is not None and pool.get("exclude_context", True):
-        return float(recorded)
-    return min(1.0, k / pool["size"]) if pool.get("size") else None
+    recorded = result.metrics.chance_at(k) if result.metrics is not None else None
+    if recorded is not None and result.exclude_context:
+        return recorded
+    size = result.pool.size if result.pool is not None else None
+    return min(1.0, k / size) if size else None
 
 
 def _entries(runs: list[Run], ks: list[int]) -> list[tuple[dict[str, Any], np.ndarray]]:
@@ -196,7 +208,7 @@ def _entries(runs: list[Run], ks: list[int]) -> list[tuple[dict[str, Any], np.nd
     seen = {row["predictor"] for row, _ in entries}
     for label, run in zip(_labels(runs), runs):
         # a run of a baseline (`run --model ridge`) joins the baselines, once
-        kind = "baseline" if run.results.get("model", {}).get("kind") == "baseline" else "model"
+        kind = "baseline" if run.results.is_baseline_run else "model"
         if kind == "baseline" and label in seen:  # the same ranks: one row, marked as this run's model
             row = next(r for r, _ in entries if r["predictor"] == label)
             row["run_model"], row["run"] = True, str(run.path)
@@ -215,7 +227,7 @@ def _against_best(entries: list[tuple[dict[str, Any], np.ndarray]], metric: str)
     best_row, best_rank = max(base, key=lambda e: e[0][metric]) if base else (None, None)
     for row, ranks in entries:
         row["lift"] = row["mcnemar_p"] = row["holm_p"] = None
-        row["wins"] = row["ties"] = row["losses"] = None
+        row["wins"] = row["ties"] = row["losses"] = row["lift_ci"] = None
         if best_row is None:
             continue
         row["lift"] = row[metric] - best_row[metric]
@@ -223,6 +235,7 @@ def _against_best(entries: list[tuple[dict[str, Any], np.ndarray]], metric: str)
             continue
         test = paired(ranks, best_rank, (metric,))
         row["wins"], row["ties"], row["losses"] = test["wins"], test["ties"], test["losses"]
+        row["lift_ci"] = test.get(f"lift_ci_{metric}")  # the paired bootstrap interval (recorded for Hit@5)
         if row["kind"] == "model":
             row["mcnemar_p"] = test[f"mcnemar_p_hit@{PAIRED_K}"]
     models = [row for row, _ in entries if row["mcnemar_p"] is not None]
@@ -243,14 +256,14 @@ def leaderboard(runs: list[Run], metric: str = "hit@5") -> dict[str, Any]:
     n_models = sum(1 for row, _ in entries if row["mcnemar_p"] is not None)
     rows = sorted((row for row, _ in entries), key=lambda r: (-r[metric], r["kind"] != "model", r["predictor"]))
     first = runs[0].results
-    pool = first.get("pool", {}) if isinstance(first.get("pool"), dict) else {}
+    pool = first.pool
     return {
         "metric": metric,
         "ks": ks,
         "best_baseline": best,
         "n_queries": len(runs[0].arrays["target_ids"]),
-        "pool_size": pool.get("size"),
-        "pool_split": pool.get("split"),
+        "pool_size": pool.size if pool is not None else None,
+        "pool_split": pool.split if pool is not None else None,
         "context": "excluded",
         "chance": {f"hit@{k}": _chance(first, k) for k in ks},
         "dataset_sha256": _hash(first, "dataset"),
@@ -266,7 +279,7 @@ def _csv(board: dict[str, Any]) -> str:
     buf = io.StringIO()
     fields = ["predictor", "kind", "n_queries"] + [
         f"{m}{s}" for m in board_metrics(board["ks"]) + ["ca", "par"] for s in ("", "_lo", "_hi")
-    ] + ["lift", "mcnemar_p", "holm_p", "wins", "ties", "losses", "run"]
+    ] + extra_metrics(board["ks"]) + ["lift", "mcnemar_p", "holm_p", "wins", "ties", "losses", "run"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in board["rows"]:
@@ -274,14 +287,18 @@ def _csv(board: dict[str, Any]) -> str:
     return buf.getvalue().rstrip("\n")
 
 
+def _metric_cell(r: dict[str, Any], key: str, with_ci: bool) -> str:
+    ci = (r[f"{key}_lo"], r[f"{key}_hi"]) if with_ci and r.get(f"{key}_lo") is not None else None
+    return columns.cell(key, r.get(key), ci, with_ci)
+
+
 def _table_row(r: dict[str, Any], board: dict[str, Any]) -> list[str]:
     name = r["predictor"] + (" (baseline; the run's model)" if r.get("run_model") else
                              " (baseline)" if r["kind"] == "baseline" else "")
     wtl = fmt_.DASH if r["wins"] is None else f"{r['wins']}/{r['ties']}/{r['losses']}"
-    return ([name]
-            + [fmt_.pct_ci(r[f"hit@{k}"], (r[f"hit@{k}_lo"], r[f"hit@{k}_hi"])) for k in board["ks"]]
-            + [fmt_.num_ci(r["mrr"], (r["mrr_lo"], r["mrr_hi"])), fmt_.num(r.get("ca")), fmt_.num(r.get("par"), 2),
-               fmt_.lift(r["lift"], board["metric"]), fmt_.pvalue(r["mcnemar_p"]), fmt_.pvalue(r["holm_p"]), wtl])
+    with_ci = set(board_metrics(board["ks"]))
+    return ([name] + [_metric_cell(r, key, key in with_ci) for key in columns.shown(board["ks"])]
+            + [fmt_.lift(r["lift"], board["metric"]), fmt_.pvalue(r["mcnemar_p"]), fmt_.pvalue(r["holm_p"]), wtl])
 
 
 def render(board: dict[str, Any], fmt: str = "table", warnings: list[str] | None = None) -> str:
@@ -293,14 +310,15 @@ def render(board: dict[str, Any], fmt: str = "table", warnings: list[str] | None
     if fmt == "csv":
         return _csv(board)
     lift_unit = "" if metric == "mrr" else " (pts)"
-    headers = (["predictor"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]", "CA", "PAR"]
+    with_ci = set(board_metrics(ks))
+    headers = (["predictor"] + [columns.heading(key, key in with_ci) for key in columns.shown(ks)]
                + [f"lift {metric}{lift_unit}", f"McNemar p (Hit@{PAIRED_K})", "Holm p", "W/T/L"])
     table = [_table_row(r, board) for r in board["rows"]]
     chance = ", ".join(f"Hit@{k} {fmt_.pct(board['chance'][f'hit@{k}'])}%" for k in ks)
     lines = list(warnings or []) + [
         f"{board['n_queries']} {board['pool_split'] or '?'} queries; pool {board['pool_size'] or '?'} candidates, "
         f"each query's context excluded; chance {chance}",
-        f"sorted by {metric}; reference = best baseline by {metric}: {board['best_baseline'] or fmt_.DASH} "
+        f"sorted by {metric}; best baseline by {metric}: {board['best_baseline'] or fmt_.DASH} "
         "(lift, McNemar and W/T/L are against it; W/T/L compares per-query ranks, lower wins)",
         f"McNemar: {board['paired_test']}; MRR interval: {board['mrr_interval']}",
         "",

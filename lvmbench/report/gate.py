@@ -36,6 +36,7 @@ import numpy as np
 from lvmbench.errors import IntegrityError, UsageError, first_line
 from lvmbench.evaluate import metrics
 from lvmbench.format import num, pct
+from lvmbench.result import EvalSettings, GateRecord, Result, results_path
 
 TOLERANCE = 1e-9
 """Recomputed and recorded values are the same float computation; this only absorbs JSON round-trips."""
@@ -94,20 +95,21 @@ def check_recipe_gate(gate: Any) -> None:
         benchmark.load(p.benchmark)
 
 
-def _bound(m: dict[str, Any], metric: str, on: str, where: str) -> float:
+def _bound(result: Result, metric: str, on: str, where: str) -> float:
+    m = result.metrics
     if on == "value":
-        return float(m[metric])
-    ci = (m.get("ci") or {}).get(metric)
+        return float(m.value(metric))
+    ci = m.interval(metric)
     if not ci:
         raise UsageError(f"{where}: no confidence interval recorded for '{metric}' (use --on value)")
     return float(ci[0] if on == "ci_low" else ci[1])
 
 
-def gate_verdict(results: dict[str, Any], metric: str, threshold: float, on: str,
-                 where: str = "results", kind: str = "min") -> dict[str, Any]:
+def gate_verdict(result: Result, metric: str, threshold: float, on: str,
+                 where: str = "results", kind: str = "min") -> GateRecord:
     """``metric`` (its value or an interval bound) held against a minimum (``kind='min'``) or a maximum."""
-    m = results.get("metrics")
-    if not isinstance(m, dict):
+    m = result.metrics
+    if m is None:
         raise UsageError(f"{where}: no 'metrics' section")
     table = gateable(metric)
     if kind != table.gate:
@@ -121,42 +123,42 @@ def gate_verdict(results: dict[str, Any], metric: str, threshold: float, on: str
     if lenient:
         raise UsageError(f"--on {on}: the lenient end of the interval; a {kind}imum is held against "
                          f"{'ci_low' if kind == 'min' else 'ci_high'} or the value")
-    if metric not in m or not isinstance(m[metric], (int, float)):
-        known = sorted(k for k, v in m.items() if isinstance(v, (int, float)))
-        raise UsageError(f"{where}: metric '{metric}' not in results (available: {', '.join(known)})")
-    value = _bound(m, metric, on, where)
+    if m.value(metric) is None:
+        raise UsageError(f"{where}: metric '{metric}' not in results (available: {', '.join(sorted(m.numbers()))})")
+    value = _bound(result, metric, on, where)
     passed = value >= threshold if kind == "min" else value <= threshold
-    return {"metric": metric, "threshold": threshold, "kind": kind, "on": on, "value": value,
-            "passed": bool(passed), "margin": value - threshold}
+    return GateRecord(metric=metric, threshold=threshold, kind=kind, on=on, value=value, passed=bool(passed),
+                      margin=value - threshold)
 
 
 def _differs(a: float, b: float) -> bool:
     return not abs(float(a) - float(b)) <= TOLERANCE
 
 
-def check_record(results: dict[str, Any], metric: str, where: str) -> None:
+def check_record(result: Result, metric: str, where: str) -> None:
     """The recorded value, n_queries and Wilson interval of a Hit@K must describe one another."""
-    m = results["metrics"]
+    m = result.metrics
     table, _ = metrics.parse_key(metric)
-    ci, n = (m.get("ci") or {}).get(metric), m.get("n_queries")
+    ci, n = m.interval(metric), m.n_queries
     if table.interval != "wilson" or not ci or not isinstance(n, int) or n <= 0:
         return
-    hits = round(float(m[metric]) * n)
+    value = m.value(metric)
+    hits = round(value * n)
     lo, hi = metrics.wilson_interval(hits, n)
-    if _differs(hits / n, m[metric]) or _differs(lo, ci[0]) or _differs(hi, ci[1]):
+    if _differs(hits / n, value) or _differs(lo, ci[0]) or _differs(hi, ci[1]):
         raise IntegrityError(
-            f"{where}: metrics.{metric} = {m[metric]} does not fit its own record ({n} queries, 95 % interval "
-            f"[{pct(ci[0])}, {pct(ci[1])}] %); results.json was edited")
+            f"{where}: metrics.{metric} = {m.recorded(metric)} does not fit its own record ({n} queries, 95 % "
+            f"interval [{pct(ci[0])}, {pct(ci[1])}] %); results.json was edited")
 
 
-def _arrays(npz: Path, results: dict[str, Any], metric: str) -> dict[str, np.ndarray]:
+def _arrays(npz: Path, result: Result, metric: str) -> dict[str, np.ndarray]:
     """What recomputes ``metric``: the headline ranks (and candidates, or PAR's cosines) of predictions.npz.
 
     The file is checked as it is read (:func:`check_predictions`); any failure
     to read it - a truncated archive, a corrupt compressed member, a pickled
     array - is an integrity failure (exit 3), never a failed gate.
     """
-    key = "rank" if (results.get("pool") or {}).get("exclude_context", True) else "rank_with_context"
+    key = "rank" if result.exclude_context else "rank_with_context"
     table, _ = metrics.parse_key(metric)
     need = ["par_pred", "par_true"] if table.vectors else [key] + (["candidates"] if table.needs_candidates else [])
     try:
@@ -164,7 +166,7 @@ def _arrays(npz: Path, results: dict[str, Any], metric: str) -> dict[str, np.nda
             missing = [k for k in need + [key] if k not in z.files]
             if missing:
                 raise IntegrityError(f"{npz}: no '{missing[0]}' array; cannot verify the gated {metric}")
-            check_predictions(z, npz, results)
+            check_predictions(z, npz, result)
             return {k: np.asarray(z[k]) for k in set(need + [key])} | {"rank": np.asarray(z[key])}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise IntegrityError(f"{npz}: not a readable predictions file ({first_line(exc)}); cannot verify the "
@@ -181,62 +183,65 @@ def _recomputed(metric: str, a: dict[str, np.ndarray], bootstrap: int, seed: int
             metrics.interval(metric, a["rank"], bootstrap, seed, a.get("candidates")))
 
 
-def verify(results: dict[str, Any], path: str | Path, metric: str, on: str,
+def verify(result: Result, path: str | Path, metric: str, on: str,
            require_predictions: bool = False) -> dict[str, Any]:
     """Recompute the gated number from predictions.npz beside ``path``; raise IntegrityError on a mismatch."""
-    p = Path(path)
-    where = p / "results.json" if p.is_dir() else p
-    check_record(results, metric, str(where))
+    where = results_path(path)
+    check_record(result, metric, str(where))
     npz = where.parent / "predictions.npz"
     if not npz.is_file():
         if require_predictions:
             raise UsageError(f"{npz}: not found; --require-predictions needs the run's per-query ranks beside "
                              "results.json")
         return {"verified": False, "predictions": None}
-    arrays = _arrays(npz, results, metric)
-    recorded = results["metrics"]
+    arrays = _arrays(npz, result, metric)
+    recorded = result.metrics
     n = len(arrays["rank"])
-    if n != recorded.get("n_queries", n):
-        raise IntegrityError(f"{where}: records {recorded.get('n_queries')} queries but {npz} ranks {n}")
-    ev = (results.get("recipe") or {}).get("eval", {})
-    value, bounds = _recomputed(metric, arrays, int(ev.get("bootstrap", 1000)), int(results.get("seed", 0)))
-    if _differs(value, recorded[metric]):
-        raise IntegrityError(f"{where}: metrics.{metric} = {recorded[metric]} but {npz} gives {value}; "
+    if recorded.n_queries is not None and n != recorded.n_queries:
+        raise IntegrityError(f"{where}: records {recorded.n_queries} queries but {npz} ranks {n}")
+    ev = _eval(result)
+    bootstrap = ev.bootstrap if ev.bootstrap is not None else 1000
+    value, bounds = _recomputed(metric, arrays, int(bootstrap), int(result.seed if result.seed is not None else 0))
+    if _differs(value, recorded.value(metric)):
+        raise IntegrityError(f"{where}: metrics.{metric} = {recorded.recorded(metric)} but {npz} gives {value}; "
                              "results.json was edited or belongs to another run")
     if on != "value" and bounds is not None:
         j = 0 if on == "ci_low" else 1
-        if _differs(bounds[j], recorded["ci"][metric][j]):
+        if _differs(bounds[j], recorded.interval(metric)[j]):
             raise IntegrityError(f"{where}: the recorded 95 % interval of {metric} differs from the one {npz} "
                                  "gives; results.json was edited")
     return {"verified": True, "predictions": str(npz), "n_queries": int(n)}
 
 
-def check_status(results: dict[str, Any], where: str, reader: str = "gate") -> None:
+def _eval(result: Result) -> EvalSettings:
+    """The recipe's eval settings as recorded (empty when the file records none)."""
+    recipe = result.recipe
+    return recipe.eval if recipe is not None and recipe.eval is not None else EvalSettings()
+
+
+def check_status(result: Result, where: str, reader: str = "gate") -> None:
     """Only a finished, consistent run is believed: refuse any other with one line (exit 3).
 
     A results.json written before runs recorded a status is judged by its
     consistency record; ``verify`` then re-checks that record from the ranks.
     """
-    status = results.get("status")
-    if status is None:
-        ok = (results.get("consistency") or {}).get("ok")
-        val = (results.get("consistency") or {}).get("val") or {}
-        status = "complete" if ok and val.get("ok", True) else "inconsistent"
+    status, detail = result.effective_status()
     if status != "complete":
-        detail = results.get("status_detail") or "its consistency check failed"
+        detail = detail or "its consistency check failed"
         raise IntegrityError(f"{where}: the run is {status} ({detail}); {reader} only believes a finished, "
                              "consistent run")
 
 
-def check_predictions(z: Any, npz: Path, results: dict[str, Any]) -> None:
+def check_predictions(z: Any, npz: Path, result: Result) -> None:
     """What predictions.npz holds must be what a consistent run writes: ranks that agree, unit-vector queries."""
     files = set(z.files)
     if {"torch_rank", "torch_gap", "retrieved"} <= files:
-        from lvmbench.evaluate.scoring import check_consistency
+        from lvmbench.evaluate.consistency import check_consistency
 
-        ev = (results.get("recipe") or {}).get("eval", {})
-        c = check_consistency(z["torch_rank"], z["torch_gap"], z["retrieved"], list(ev.get("ks", [1, 5, 10])),
-                              float(ev.get("tie_tol", 1e-5)))
+        ev = _eval(result)
+        c = check_consistency(z["torch_rank"], z["torch_gap"], z["retrieved"],
+                              list(ev.ks if ev.ks is not None else [1, 5, 10]),
+                              float(ev.tie_tol if ev.tie_tol is not None else 1e-5))
         if not c["ok"]:
             raise IntegrityError(f"{npz}: the training loop's ranks and FAISS retrieval disagree on "
                                  f"{c['n_mismatch']} queries; the gate only believes a consistent run")
@@ -250,22 +255,22 @@ def check_predictions(z: Any, npz: Path, results: dict[str, Any]) -> None:
                                  "such predictions tie every candidate and cannot be gated")
 
 
-def gate_line(g: dict[str, Any]) -> str:
+def gate_line(g: GateRecord) -> str:
     """The verdict of one threshold: 'gate: hit@5 = 57.7% vs min 55.0% -> PASS (margin +2.7 pts)'."""
-    table, _ = metrics.parse_key(g["metric"])
-    kind = g.get("kind", "min")
-    bound = {"ci_low": "lower", "ci_high": "upper"}.get(g["on"])
-    what = g["metric"] if bound is None else (
-        f"{g['metric']} ({'Wilson' if table.interval == 'wilson' else 'bootstrap'} 95% {bound} bound)")
-    verdict = "PASS" if g["passed"] else "FAIL"
+    table, _ = metrics.parse_key(str(g.metric))
+    kind = g.kind or "min"
+    bound = {"ci_low": "lower", "ci_high": "upper"}.get(str(g.on))
+    what = g.metric if bound is None else (
+        f"{g.metric} ({'Wilson' if table.interval == 'wilson' else 'bootstrap'} 95% {bound} bound)")
+    verdict = "PASS" if g.passed else "FAIL"
     if table.gate == "min":
-        line = (f"gate: {what} = {pct(g['value'])}% vs {kind} {pct(g['threshold'])}% -> {verdict} "
-                f"(margin {100 * g['margin']:+.1f} pts)")
+        line = (f"gate: {what} = {pct(g.value)}% vs {kind} {pct(g.threshold)}% -> {verdict} "
+                f"(margin {100 * g.margin:+.1f} pts)")
     else:
-        line = (f"gate: {what} = {num(g['value'])} vs {kind} {num(g['threshold'])} -> {verdict} "
-                f"(margin {num(g['margin'], signed=True)})")
-    check = g.get("check")
+        line = (f"gate: {what} = {num(g.value)} vs {kind} {num(g.threshold)} -> {verdict} "
+                f"(margin {num(g.margin, signed=True)})")
+    check = g.check
     if check is not None:
-        line += ("; recomputed from predictions.npz" if check["verified"]
+        line += ("; recomputed from predictions.npz" if check.verified
                  else "; NOT verified: no predictions.npz beside results.json")
     return line

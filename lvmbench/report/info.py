@@ -2,7 +2,7 @@
 
 Difficulty is measured, not guessed: the trivial baselines are scored on the
 test split through the same pool, queries, exclusion, predict() and FAISS
-path as any model (:mod:`lvmbench.evaluate.score`), so "Hit@5 = 60 %" can be
+path as any model (:mod:`lvmbench.evaluate.evaluation`), so "Hit@5 = 60 %" can be
 read against what copying the last vector already gets.
 """
 
@@ -18,9 +18,10 @@ from lvmbench.data.describe import distribution
 from lvmbench.data.gates import adjacent_cosines
 from lvmbench.data.prepare import Prepared, prepare
 from lvmbench.data.store import ChainStore
-from lvmbench.evaluate.score import pool_for, queries_for, score_one
+from lvmbench.evaluate.evaluation import pool_for, predict_and_summarise, queries_for
 from lvmbench.models.build import build_model
 from lvmbench.format import DASH, num, pct
+from lvmbench.report import columns
 
 DIFFICULTY_BASELINES = ("copy_last", "mean_context", "random")
 STAT_COLUMNS = ("min", "p10", "median", "p90", "max", "mean")
@@ -31,11 +32,11 @@ def difficulty(prep: Prepared, recipe: Recipe) -> dict[str, Any]:
     unit_t = torch.from_numpy(prep.unit)
     pool = pool_for(prep, recipe, "test")
     queries = queries_for(prep, recipe, "test", pool)
-    keys = [f"hit@{k}" for k in recipe.eval.ks] + ["mrr"]
+    keys = columns.shown(recipe.eval.ks, vectors=False)  # the rank metrics the tables show (Hit@K, nDCG@K, MRR, CA)
     scores = {}
     for name in DIFFICULTY_BASELINES:
         model = build_model(name, prep, recipe).to(torch.device("cpu"))
-        scored, _ = score_one(name, model, prep, recipe, unit_t, pool, queries)
+        scored, _ = predict_and_summarise(name, model, prep, recipe, unit_t, pool, queries)
         scores[name] = {k: scored.metrics[k] for k in keys}
     return {
         "pool": {"split": "test", "size": pool.size, "exclude_context": recipe.eval.exclude_context,
@@ -46,7 +47,7 @@ def difficulty(prep: Prepared, recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def dataset_info(store: ChainStore, recipe: Recipe) -> dict[str, Any]:
+def data_info(store: ChainStore, recipe: Recipe) -> dict[str, Any]:
     """Everything ``data info`` reports; leakage is recorded (``info['leakage']``), never raised here."""
     prep = prepare(store, recipe, strict=False)
     m = store.manifest
@@ -77,10 +78,10 @@ def _stat_row(name: str, q: dict[str, float], digits: int) -> list[str]:
 
 
 def _difficulty_table(d: dict[str, Any]) -> str:
-    hits = [k for k in d["chance"]]
-    rows = [[n] + [pct(m[k]) for k in hits] + [num(m["mrr"])] for n, m in d["baselines"].items()]
-    rows.append(["chance"] + [pct(d["chance"][k]) for k in hits] + [DASH])
-    headers = ["predictor"] + [f"Hit@{k.split('@')[1]} %" for k in hits] + ["MRR"]
+    keys = list(next(iter(d["baselines"].values()))) if d["baselines"] else []
+    rows = [[n] + [columns.cell(k, m.get(k)) for k in keys] for n, m in d["baselines"].items()]
+    rows.append(["chance"] + [pct(d["chance"].get(k)) if k in d["chance"] else DASH for k in keys])
+    headers = ["predictor"] + [columns.heading(k) for k in keys]
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 

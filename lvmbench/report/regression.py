@@ -33,18 +33,18 @@ from lvmbench.evaluate import metrics
 from lvmbench.evaluate.stats import PAIRED_K, holm, paired
 from lvmbench.report import benchmark
 from lvmbench.report.gate import check_status
-from lvmbench.report.results import load_results
+from lvmbench.result import Result
 
 ALPHA = 0.025
 """One-sided level: a 95 % two-sided interval's lower bound above -margin is p <= 0.025."""
 
 
 @dataclass
-class Scored:
+class ScoredRun:
     """What a paired comparison reads from one finished run directory."""
 
     path: Path
-    results: dict[str, Any]
+    results: Result
     ranks: np.ndarray
     target_ids: np.ndarray
     candidates: np.ndarray | None
@@ -54,17 +54,17 @@ class Scored:
         return benchmark.pins_of(self.results, self.target_ids)
 
 
-def load_scored(path: str | Path, reader: str = "gate --against") -> Scored:
+def load_scored(path: str | Path, reader: str = "gate --against") -> ScoredRun:
     """A finished, consistent run's headline ranks (refused with one line otherwise)."""
     p = Path(path)
     d = p if p.is_dir() else p.parent
     workdir.check_finished(d, reader)
-    results = load_results(d)
+    results = Result.from_json(d)
     check_status(results, str(d), reader)
     npz = d / "predictions.npz"
     if not npz.is_file():
         raise UsageError(f"{npz}: not found; {reader} needs each run's per-query ranks")
-    key = "rank" if (results.get("pool") or {}).get("exclude_context", True) else "rank_with_context"
+    key = "rank" if results.exclude_context else "rank_with_context"
     try:
         with np.load(npz, allow_pickle=False) as z:
             ranks, targets = np.asarray(z[key]), np.asarray(z["target_ids"])
@@ -73,10 +73,10 @@ def load_scored(path: str | Path, reader: str = "gate --against") -> Scored:
         raise IntegrityError(f"{npz}: lacks {exc}; not a predictions file a regression gate can read") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise IntegrityError(f"{npz}: not a readable predictions file ({first_line(exc)})") from None
-    return Scored(d, results, ranks, targets, candidates)
+    return ScoredRun(d, results, ranks, targets, candidates)
 
 
-def check_same_queries(cand: Scored, deployed: Scored) -> None:
+def check_same_queries(cand: ScoredRun, deployed: ScoredRun) -> None:
     """Both runs on one benchmark, or a one-line refusal naming what differs (exit 2)."""
     diffs = benchmark.differences(cand.pins, {"name": "the deployed run's", "pins": deployed.pins})
     if not diffs and not np.array_equal(cand.target_ids, deployed.target_ids):
@@ -97,7 +97,7 @@ def check_metric(metric: str) -> None:
                          "ca")
 
 
-def compare_pair(cand: Scored, deployed: Scored, metric: str, margin: float) -> dict[str, Any]:
+def compare_pair(cand: ScoredRun, deployed: ScoredRun, metric: str, margin: float) -> dict[str, Any]:
     """The non-inferiority verdict of one candidate run against one deployed run."""
     check_same_queries(cand, deployed)
     k = metrics.parse_key(metric)[1] if metric.startswith("hit@") else PAIRED_K

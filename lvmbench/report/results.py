@@ -1,4 +1,4 @@
-"""results.json: its schema version, the environment record, and loading it back."""
+"""results.json: its schema version, the environment record, and loading it back (a :class:`lvmbench.result.Result`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 
 import lvmbench
-from lvmbench.errors import UsageError
-from lvmbench.io import read_json
+from lvmbench.result import SCHEMA_VERSION, Result
 from lvmbench.runtime import cpu_name
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "env_info", "load_results", "utc_now"]
 
 
 def utc_now() -> str:
@@ -57,20 +56,6 @@ def env_info(device: str = "cpu") -> dict[str, Any]:
     }
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise UsageError(f"{p}: results file not found")
-    results = read_json(p, UsageError)
-    if not isinstance(results, dict):
-        raise UsageError(f"{p}: not an lvmbench results object")
-    version = results.get("schema_version")
-    if not isinstance(version, int):
-        raise UsageError(f"{p}: no schema_version; not an lvmbench results file")
-    if version > SCHEMA_VERSION:
-        raise UsageError(
-            f"{p}: schema_version {version} is newer than this lvmbench reads ({SCHEMA_VERSION}); upgrade lvmbench"
-        )
-    return results
+def load_results(path: str | Path) -> Result:
+    """A run's results.json (the file, or its run directory), typed: :meth:`lvmbench.result.Result.from_json`."""
+    return Result.from_json(path)

@@ -28,8 +28,14 @@ from lvmbench.evaluate import metrics
 from lvmbench.evaluate.stats import PAIRED_K, holm, paired
 from lvmbench import format as fmt
 from lvmbench.errors import UsageError
+from lvmbench.report import columns
 
 BOOTSTRAP = 1000
+
+
+def rank_keys(ks: list[int]) -> list[str]:
+    """The shown metrics a row computes from ranks alone (Hit@K, nDCG@K, MRR), in the metric table's order."""
+    return [k for k in columns.shown(ks, vectors=False) if not metrics.parse_key(k)[0].needs_candidates]
 
 
 def task_row(task: str, model: str, ranks: np.ndarray, baselines: dict[str, np.ndarray], ks: list[int],
@@ -37,9 +43,11 @@ def task_row(task: str, model: str, ranks: np.ndarray, baselines: dict[str, np.n
     """One task's scores: the model, every baseline, and the paired test against the best baseline by Hit@5."""
     def scores(r: np.ndarray) -> dict[str, Any]:
         out: dict[str, Any] = {"n_queries": len(r)}
-        for key in [f"hit@{k}" for k in ks] + ["mrr"]:
+        for key in rank_keys(ks):
             out[key] = metrics.value(key, r)
-            out[f"{key}_ci"] = list(metrics.interval(key, r, BOOTSTRAP, 0))
+            ci = metrics.interval(key, r, BOOTSTRAP, 0)
+            if ci is not None:
+                out[f"{key}_ci"] = list(ci)
         return out
 
     key = f"hit@{PAIRED_K}"
@@ -68,7 +76,10 @@ def seeds_row(task: str, model: str, by_seed: dict[int, np.ndarray], baselines: 
         return {**task_row(task, model, by_seed[seeds[0]], baselines, ks, folds), "seeds": seeds}
     runs = [by_seed[s] for s in seeds]
     row = task_row(task, model, runs[0], baselines, ks, folds)  # baselines, best baseline, folds
-    for key in [f"hit@{k}" for k in ks] + ["mrr"]:
+    for key in rank_keys(ks):
+        if metrics.parse_key(key)[0].per_query is None:  # no per-query values: the mean over the seeds (linear)
+            row[key] = float(np.mean([metrics.value(key, r) for r in runs]))
+            continue
         per = _pooled(key, runs)
         row[key], row[f"{key}_ci"] = float(per.mean()), list(metrics.bootstrap_mean_ci(per, BOOTSTRAP, 0))
     key = f"hit@{PAIRED_K}"
@@ -104,8 +115,8 @@ def summarize(rows: list[dict[str, Any]], ks: list[int]) -> dict[str, Any]:
     tested = [r for r in rows if "vs_best" in r]
     for r, p in zip(tested, holm([r["vs_best"][f"mcnemar_p_hit@{PAIRED_K}"] for r in tested])):
         r["vs_best"]["holm_p"] = p
-    keys = [f"hit@{k}" for k in ks] + ["mrr"]
-    macro = {k: float(np.mean([r[k] for r in rows])) for k in keys} if rows else {}
+    keys = rank_keys(ks)
+    macro = {k: float(np.mean([r[k] for r in rows])) for k in keys if all(k in r for r in rows)} if rows else {}
     if tested:
         macro["lift_hit@5"] = float(np.mean([r["vs_best"]["hit@5"] for r in tested]))
     return {"rows": rows, "macro": macro, "paired_test": f"exact McNemar on Hit@{PAIRED_K} against each task's "
@@ -114,8 +125,10 @@ def summarize(rows: list[dict[str, Any]], ks: list[int]) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any], ks: list[int], first: str = "task") -> str:
-    headers = ([first, "queries"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]", "best baseline",
-               "lift Hit@5 pts [95% CI]", "McNemar p", "Holm p", "folds Hit@5 % (min-max)"])
+    keys = [k for k in rank_keys(ks) if any(k in r for r in summary["rows"])] or rank_keys(ks)
+    with_ci = [any(f"{k}_ci" in r for r in summary["rows"]) for k in keys]
+    headers = ([first, "queries"] + [columns.heading(k, ci) for k, ci in zip(keys, with_ci)]
+               + ["best baseline", "lift Hit@5 pts [95% CI]", "McNemar p", "Holm p", "folds Hit@5 % (min-max)"])
     seeded = any("seed_spread" in r for r in summary["rows"])
     if seeded:
         headers.append("seeds Hit@5 % mean (min-max)")
@@ -126,14 +139,14 @@ def render(summary: dict[str, Any], ks: list[int], first: str = "task") -> str:
                 if vs else fmt.DASH)
         spread = (f"{fmt.pct(r['folds']['min'])}-{fmt.pct(r['folds']['max'])}" if "folds" in r else fmt.DASH)
         table.append([r["task"], str(r["n_queries"])]
-                     + [fmt.pct_ci(r[f"hit@{k}"], r[f"hit@{k}_ci"]) for k in ks]
-                     + [fmt.num_ci(r["mrr"], r["mrr_ci"]), r.get("best_baseline") or fmt.DASH, lift,
+                     + [columns.cell(k, r.get(k), r.get(f"{k}_ci"), ci) for k, ci in zip(keys, with_ci)]
+                     + [r.get("best_baseline") or fmt.DASH, lift,
                         fmt.pvalue(vs.get("mcnemar_p_hit@5")), fmt.pvalue(vs.get("holm_p")), spread]
                      + ([_seed_cell(r)] if seeded else []))
     m = summary["macro"]
     if m:
-        table.append(["macro average", fmt.DASH] + [fmt.pct(m[f"hit@{k}"]) for k in ks] + [fmt.num(m["mrr"]),
-                     fmt.DASH, fmt.pts(m.get("lift_hit@5")), fmt.DASH, fmt.DASH, fmt.DASH]
+        table.append(["macro average", fmt.DASH] + [columns.cell(k, m.get(k)) for k in keys]
+                     + [fmt.DASH, fmt.pts(m.get("lift_hit@5")), fmt.DASH, fmt.DASH, fmt.DASH]
                      + ([fmt.DASH] if seeded else []))
     return tabulate(table, headers=headers, disable_numparse=True)
 

@@ -156,11 +156,11 @@ def export_run(
 
     from lvmbench.data.gates import unit_vectors
     from lvmbench.data.prepare import resolve_data
-    from lvmbench.report.results import load_results
+    from lvmbench.result import Result
 
     run_dir = Path(run_dir)
-    results = load_results(run_dir)
-    if (results.get("pool") or {}).get("bank"):
+    result = Result.from_json(run_dir)
+    if result.pool is not None and result.pool.bank:
         raise UsageError(f"{run_dir}: scored against an external bank (--bank); TREC export covers dataset pools only "
                          "(docids are dataset rows): export the eval without --bank")
     npz = run_dir / "predictions.npz"
@@ -174,17 +174,17 @@ def export_run(
     missing = [k for k in ("queries", "target_ids", "pool_ids") if k not in arrays]
     if missing:
         raise UsageError(f"{npz}: lacks {', '.join(missing)}; not an lvmbench predictions file")
-    dataset = results.get("dataset") or {}
-    store = resolve_data(data if data is not None else dataset.get("path"), log)
-    if dataset.get("sha256") and store.sha256 != dataset["sha256"]:
+    recorded_sha = result.dataset.sha256 if result.dataset is not None else None
+    store = resolve_data(data if data is not None else (result.dataset.path if result.dataset else None), log)
+    if recorded_sha and store.sha256 != recorded_sha:
         raise DataError(f"{store.path}: dataset sha256 differs from the one {run_dir} was scored on")
     pool_ids = arrays["pool_ids"].astype(np.int64)
     vectors = np.ascontiguousarray(unit_vectors(store.vectors)[pool_ids], dtype=np.float32)
-    want = (results.get("pool") or {}).get("sha256")
+    want = result.pool.sha256 if result.pool is not None else None
     if want and sha256_arrays(pool_ids, vectors) != want:
         raise DataError(f"{store.path}: the rebuilt pool's sha256 differs from the one {run_dir} recorded")
     excluded = bool(arrays["excluded"]) if "excluded" in arrays else True
-    tag = str((results.get("model") or {}).get("name") or "lvmbench")
+    tag = str(result.model_name or "lvmbench")
     meta = write_trec(out_dir, arrays["queries"], arrays["target_ids"], pool_ids, vectors,
                       arrays.get("context_ids") if excluded else None, depth, tag)
     meta.update({"source_run": str(run_dir), "pool_sha256": want, "dataset_sha256": store.sha256})

@@ -26,7 +26,7 @@ from lvmbench.format import num, pct, pvalue
 from lvmbench.report import benchmark, regression
 from lvmbench.report.gate import check_status, gate_line, gate_verdict, verify
 from lvmbench.report.policy import Against, Policy
-from lvmbench.report.results import load_results
+from lvmbench.result import GateCheck, Result
 
 FORMATS = ("text", "json", "junit", "markdown")
 
@@ -60,12 +60,12 @@ def _target_ids(run_dir: Path) -> np.ndarray | None:
         return np.asarray(z["target_ids"]) if "target_ids" in z.files else None
 
 
-def _threshold(t: Any, results: dict[str, Any], run: Path, require: bool) -> Criterion:
-    g = gate_verdict(results, t.metric, t.bound, t.on, where=str(run), kind=t.kind)
-    g["check"] = verify(results, run, t.metric, t.on, require)
+def _threshold(t: Any, result: Result, run: Path, require: bool) -> Criterion:
+    g = gate_verdict(result, t.metric, t.bound, t.on, where=str(run), kind=t.kind)
+    g.check = GateCheck.from_json(verify(result, run, t.metric, t.on, require))
     sign = ">=" if t.kind == "min" else "<="
     shown = f"{pct(t.bound)}%" if t.kind == "min" else num(t.bound)
-    return Criterion("threshold", f"{t.metric} {sign} {shown} ({t.on})", g["passed"], gate_line(g), g)
+    return Criterion("threshold", f"{t.metric} {sign} {shown} ({t.on})", bool(g.passed), gate_line(g), g.to_json())
 
 
 def _benchmark(spec: str, pins: dict[str, Any]) -> Criterion:
@@ -103,17 +103,17 @@ def _against(a: Against, run: Path) -> list[Criterion]:
     return out
 
 
-def _latency(budget: float, results: dict[str, Any], run: Path) -> Criterion:
-    rec = ((results.get("latency") or {}).get("model") or {}).get("batch_1")
-    if not rec:
+def _latency(budget: float, result: Result, run: Path) -> Criterion:
+    rec = result.latency.model_at(1) if result.latency is not None else None
+    if rec is None:
         raise UsageError(f"{run}: records no batch-1 model latency, so a latency budget cannot be held against it "
                          "(a predictions file has none; measure a checkpoint with `lvmbench latency RUN`)")
-    m = results["latency"].get("machine") or {}
-    where = f"{m.get('device', '?')}, {m.get('torch_threads', '?')} threads, {m.get('gpu') or m.get('cpu', '?')}"
-    passed = rec["p95_ms"] <= budget
-    line = (f"gate: latency: batch-1 p95 {rec['p95_ms']:.3f} ms per query vs max {budget:.3f} ms -> "
-            f"{'PASS' if passed else 'FAIL'} ({rec['calls']} timed calls on {where})")
-    return Criterion("latency", f"latency p95 <= {budget:g} ms", passed, line, {"p95_ms": rec["p95_ms"], **rec})
+    m = result.latency.machine
+    where = m.where() if m is not None else "?, ? threads, ?"
+    passed = rec.p95_ms <= budget
+    line = (f"gate: latency: batch-1 p95 {rec.p95_ms:.3f} ms per query vs max {budget:.3f} ms -> "
+            f"{'PASS' if passed else 'FAIL'} ({rec.calls} timed calls on {where})")
+    return Criterion("latency", f"latency p95 <= {budget:g} ms", passed, line, {"p95_ms": rec.p95_ms, **rec.to_json()})
 
 
 def _every_seed(d: Path) -> Criterion:
@@ -150,17 +150,17 @@ def evaluate(policy: Policy, run: str | Path) -> Verdict:
         raise UsageError(f"{d}: --lift-every-seed gates a directory of `run --seeds`, `run --folds` or `suite run`; "
                          "this is a single run")
     workdir.check_finished(d, "gate")
-    results = load_results(p)
-    criteria = [_threshold(t, results, p, policy.require_predictions) for t in policy.thresholds]
-    check_status(results, str(p), "gate")
-    pins = benchmark.pins_of(results, _target_ids(d))
+    result = Result.from_json(p)
+    criteria = [_threshold(t, result, p, policy.require_predictions) for t in policy.thresholds]
+    check_status(result, str(p), "gate")
+    pins = benchmark.pins_of(result, _target_ids(d))
     if policy.benchmark:
         criteria.append(_benchmark(policy.benchmark, pins))
     if policy.against is not None:
         criteria += _against(policy.against, d)
     if policy.max_p95_ms is not None:
-        criteria.append(_latency(policy.max_p95_ms, results, d))
-    context = benchmark.describe(pins, (results.get("metrics") or {}).get("chance"))
+        criteria.append(_latency(policy.max_p95_ms, result, d))
+    context = benchmark.describe(pins, result.metrics.chance_at(5) if result.metrics is not None else None)
     return Verdict(str(p), criteria, context, policy.benchmark)
 
 

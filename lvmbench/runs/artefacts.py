@@ -12,17 +12,19 @@ from lvmbench import workdir
 from lvmbench.config import Recipe
 from lvmbench.data.prepare import Prepared
 from lvmbench.errors import IntegrityError
-from lvmbench.io import atomic_save_npz, atomic_write_json, atomic_write_text, sha256_file
+from lvmbench.io import atomic_save_npz, atomic_write_text, sha256_file
 from lvmbench.models import registry
 from lvmbench.report.gate import gate_verdict
 from lvmbench.report.results import SCHEMA_VERSION, env_info, utc_now
 from lvmbench.report.table import render_table
-from lvmbench.train.checkpoint import BEST
+from lvmbench.result import Result
+from lvmbench.train.checkpoint import best_name, find_best
 
 Log = Callable[[str], None]
 
 
-def dataset_info(prep: Prepared) -> dict[str, Any]:
+def dataset_record(prep: Prepared) -> dict[str, Any]:
+    """results.json 'dataset': which chain store was scored (name, path, sha256, size, encoder, licence)."""
     m = prep.store.manifest
     return {
         "name": prep.store.name,
@@ -48,7 +50,8 @@ def model_config(name: str, recipe: Recipe) -> dict[str, Any]:
 def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Path | None,
                   history: dict[str, Any] | None) -> dict[str, Any]:
     """results.json 'model' for a registered model: kind, provenance, size, checkpoint (see :func:`model_config`)."""
-    ckpt_path = run_dir / BEST if run_dir else None
+    stop = recipe.train.stop_metric
+    ckpt_path = (find_best(run_dir, stop) or run_dir / best_name(stop)) if run_dir else None
     entry = registry.get_entry(name)
     config = model_config(name, recipe)
     return {
@@ -66,9 +69,10 @@ def model_section(name: str, model: torch.nn.Module, recipe: Recipe, run_dir: Pa
 
 
 def assemble(scored: dict[str, Any], model: dict[str, Any], prep: Prepared, recipe: Recipe,
-             device: torch.device) -> dict[str, Any]:
-    """The self-describing results object: model, recipe, data, split, gates and the scores."""
-    return {
+             device: torch.device) -> Result:
+    """The self-describing results object: model, recipe, data, split, gates and the scores
+    (:func:`~lvmbench.evaluate.evaluation.evaluate_model`'s sections), typed; results.json is its ``to_json()``."""
+    return Result.from_json({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "lvmbench", "version": env_info()["lvmbench"]},
         "created_utc": utc_now(),
@@ -76,7 +80,7 @@ def assemble(scored: dict[str, Any], model: dict[str, Any], prep: Prepared, reci
         "params": model["params"],
         "seed": recipe.seed,
         "recipe": recipe.to_dict(),
-        "dataset": dataset_info(prep),
+        "dataset": dataset_record(prep),
         "split": {
             "seed": prep.split.seed,
             "sizes": prep.report["split"]["sizes"],
@@ -87,24 +91,25 @@ def assemble(scored: dict[str, Any], model: dict[str, Any], prep: Prepared, reci
         "leakage": dict(prep.leakage),
         **scored,
         "env": env_info(str(device)),
-    }
+    })
 
 
-def run_status(results: dict[str, Any]) -> dict[str, Any]:
-    """results.json 'status': 'complete' only for a run whose test and val consistency checks passed.
+def run_status(result: Result) -> tuple[str, str | None]:
+    """results.json 'status' and 'status_detail': 'complete' only for a run whose test and val consistency checks
+    passed.
 
     ``gate`` passes only a complete run and ``compare`` leaves any other out;
     a run that failed before this point has no results.json at all (its
     directory keeps the ``.incomplete`` marker).
     """
-    c = results["consistency"]
+    c = result.consistency
     problems = []
-    if not c["ok"]:
-        problems.append(f"training-time Hit@K and FAISS retrieval disagree on {c['n_mismatch']} test queries "
+    if not c.ok:
+        problems.append(f"training-time Hit@K and FAISS retrieval disagree on {c.n_mismatch} test queries "
                         "beyond float near-ties")
-    if c.get("val") is not None and not c["val"]["ok"]:
+    if c.val is not None and not c.val.ok:
         problems.append("the best epoch's val Hit@K from the training loop disagrees with FAISS retrieval")
-    return {"status": "inconsistent" if problems else "complete", "status_detail": "; ".join(problems) or None}
+    return ("inconsistent" if problems else "complete"), "; ".join(problems) or None
 
 
 def _has_policy(g: Any) -> bool:
@@ -124,26 +129,29 @@ def _policy_verdict(run_dir: Path, g: Any, log: Log) -> None:
         log(f"gate: the recipe's policy could not be evaluated ({exc})")
 
 
-def finish(run_dir: Path, results: dict[str, Any], arrays: dict[str, np.ndarray], recipe: Recipe, log: Log) -> int:
+def finish(run_dir: Path, result: Result, arrays: dict[str, np.ndarray], recipe: Recipe, log: Log) -> int:
     """Gate, write predictions.npz, results.json and report.md, print the table; exit 3 on inconsistency."""
     g = recipe.gate
-    results.update(run_status(results))
-    results["gate"] = gate_verdict(results, g.metric, g.min, g.on)
+    result.status, result.status_detail = run_status(result)
+    result.gate = gate_verdict(result, g.metric, g.min, g.on)
     atomic_save_npz(run_dir / "predictions.npz", **arrays)
-    atomic_write_json(run_dir / "results.json", results)
-    table = render_table(results)
+    result.write(run_dir / "results.json")
+    table = render_table(result)
     atomic_write_text(run_dir / "report.md", "# lvmbench report\n\n```\n" + table + "\n```\n")
+    from lvmbench.report.html.build import REPORT, write_beside
+
+    write_beside("run", [run_dir], run_dir / REPORT, log)  # the same run as one self-contained page
     log(table)
     log(f"artefacts in {run_dir}")
     workdir.mark_complete(run_dir)  # every file is written: gate, compare and eval may read it now
-    if results["status"] == "complete" and _has_policy(g):
+    if result.status == "complete" and _has_policy(g):
         _policy_verdict(run_dir, g, log)
-    if not results["consistency"]["ok"]:
+    if not result.consistency.ok:
         raise IntegrityError(
             f"{run_dir}: training-time Hit@K and FAISS retrieval disagree on "
-            f"{results['consistency']['n_mismatch']} queries beyond float near-ties (see results.json 'consistency')"
+            f"{result.consistency.n_mismatch} queries beyond float near-ties (see results.json 'consistency')"
         )
-    val = results["consistency"].get("val")
-    if val is not None and not val["ok"]:
+    val = result.consistency.val
+    if val is not None and not val.ok:
         raise IntegrityError(f"{run_dir}: val Hit@K from the training loop disagrees with FAISS retrieval")
     return 0

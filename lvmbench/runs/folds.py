@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lvmbench import workdir
-from lvmbench.config import Recipe, validate
+from lvmbench.config import Recipe, check_recipe
 from lvmbench.data.prepare import resolve_data
 from lvmbench.errors import UsageError
 from lvmbench.evaluate import metrics
@@ -48,7 +48,7 @@ def fold_recipes(recipe: Recipe, folds: int) -> list[Recipe]:
     for f in range(folds):
         r = copy.deepcopy(recipe)
         r.data.folds, r.data.fold = folds, f
-        validate(r)
+        check_recipe(r)
         out.append(r)
     return out
 
@@ -113,6 +113,9 @@ def write_cv(parent: Path, recipe: Recipe, outcomes: list[Outcome], what: list[d
     table = suite_report.render(summary, ks)
     atomic_write_json(parent / "cv.json", summary)
     atomic_write_text(parent / "cv.md", "# lvmbench cross-validation\n\n```\n" + table + "\n```\n")
+    from lvmbench.report.html.build import REPORT, write_beside
+
+    write_beside("cv", [parent], parent / REPORT, log)
     workdir.mark_complete(parent)
     log("")
     log(f"{recipe.data.folds}-fold cross-validation of {recipe.model.name}: every document tested once, "

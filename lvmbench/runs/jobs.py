@@ -28,6 +28,7 @@ from lvmbench import workdir
 from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.errors import LvmbenchError, UsageError, interrupt_behind
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json, sha256_json
+from lvmbench.result import Result
 
 Log = Callable[[str], None]
 JOB_FILE = "job.json"
@@ -89,8 +90,8 @@ def finished(job: Job) -> bool:
         return False
     try:
         same = read_json(d / JOB_FILE, ValueError).get("key") == job.key
-        status = read_json(d / "results.json", ValueError).get("status")
-    except (ValueError, OSError):
+        status = Result.from_json(d).status
+    except (ValueError, OSError, LvmbenchError):
         return False
     return same and status == "complete"
 
@@ -168,10 +169,10 @@ def _run(job: Job, log: Log, rerun: bool) -> str:
 
 def _headline(job: Job) -> dict[str, Any]:
     try:
-        m = read_json(Path(job.run_dir) / "results.json", ValueError).get("metrics") or {}
-    except (ValueError, OSError):
+        m = Result.from_json(Path(job.run_dir)).metrics
+    except (ValueError, OSError, LvmbenchError):
         return {}
-    return {k: m.get(k) for k in ("hit@5", "mrr")}
+    return {k: m.recorded(k) if m is not None else None for k in ("hit@5", "mrr")}
 
 
 def _file_log(run_dir: Path) -> Log:

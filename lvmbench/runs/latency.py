@@ -8,44 +8,47 @@ from typing import Any, Callable
 
 from lvmbench import workdir
 from lvmbench.config import recipe_from_dict
+from lvmbench.result import Latency, Machine, Result, results_path
 from lvmbench.data.prepare import prepare, resolve_data
 from lvmbench.errors import DataError, UsageError
 from lvmbench.evaluate import latency
-from lvmbench.evaluate.score import scoring
-from lvmbench.evaluate.scoring import predict_queries
+from lvmbench.evaluate.evaluation import make_eval_split
+from lvmbench.evaluate.inference import predict_queries
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
-from lvmbench.report.results import load_results
 from lvmbench.runs.rescore import checked_checkpoint, recorded_dataset
 from lvmbench.runtime import configure_threads, resolve_device
-from lvmbench.train.checkpoint import BEST
+from lvmbench.train.checkpoint import find_best
 from lvmbench.trust import check_recipe_imports
 
 Log = Callable[[str], None]
 
 
-def _baseline_store(results: dict[str, Any], run: Path, data: str | None, log: Log):
+def _baseline_store(result: Result, run: Path, data: str | None, log: Log):
     """A baseline run's dataset: --data, else the path it records, checked by sha256."""
-    ds = results.get("dataset") or {}
-    store = resolve_data(data if data is not None else ds.get("path"), log)
-    if store.sha256 != ds.get("sha256"):
+    path, sha = (result.dataset.path, result.dataset.sha256) if result.dataset is not None else (None, None)
+    store = resolve_data(data if data is not None else path, log)
+    if store.sha256 != sha:
         raise DataError(f"{store.path}: dataset sha256 {store.sha256[:12]}… is not the one {run} records "
-                        f"({str(ds.get('sha256'))[:12]}…); pass --data with that dataset")
+                        f"({str(sha)[:12]}…); pass --data with that dataset")
     return store
 
 
-def _model_and_data(run: Path, results: dict[str, Any], data: str | None, model: str | None, log: Log):
-    name = (results.get("model") or {}).get("name")
-    if (run / BEST).is_file():
-        ckpt = checked_checkpoint(run / BEST, model)
-        recipe = recipe_from_dict(ckpt["recipe"], run / BEST)
-        check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(run / BEST))
-        return recipe, recorded_dataset(ckpt, run / BEST, data, log), ckpt
+def _model_and_data(run: Path, result: Result, data: str | None, model: str | None, log: Log):
+    name = result.model_name
+    best = find_best(run)
+    if best is not None:
+        ckpt = checked_checkpoint(best, model)
+        recipe = recipe_from_dict(ckpt["recipe"], best)
+        check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(best))
+        return recipe, recorded_dataset(ckpt, best, data, log), ckpt
     if not isinstance(name, str) or registry.get_entry(name).kind != "baseline":
-        raise UsageError(f"{run}: no {BEST} to measure (a run of predictions made elsewhere has no model)")
-    recipe = recipe_from_dict(results.get("recipe"), run / "results.json")
-    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(run / "results.json"))
-    return recipe, _baseline_store(results, run, data, log), None
+        raise UsageError(f"{run}: no best checkpoint (best_val_<metric>.pt) to measure (a run of predictions made "
+                         "elsewhere has no model)")
+    where = results_path(run)
+    recipe = result.recipe.parsed(where) if result.recipe is not None else recipe_from_dict(None, where)
+    check_recipe_imports(recipe.model.name, recipe.eval.baselines, str(where))
+    return recipe, _baseline_store(result, run, data, log), None
 
 
 def measure_run(run_dir: str | Path, data: str | None = None, device: str | None = None, calls: int | None = None,
@@ -54,13 +57,13 @@ def measure_run(run_dir: str | Path, data: str | None = None, device: str | None
     """Measure RUN's model and search latency here; print a table (or JSON) beside what the run recorded."""
     run = Path(run_dir)
     workdir.check_finished(run, "latency")
-    results = load_results(run)
-    recipe, store, ckpt = _model_and_data(run, results, data, model, log)
+    result = Result.from_json(run)
+    recipe, store, ckpt = _model_and_data(run, result, data, model, log)
     if device:
         recipe.train.device = device
     configure_threads(recipe)
     prep = prepare(store, recipe)
-    s = scoring(prep, recipe, resolve_device(recipe.train.device), "test")
+    s = make_eval_split(prep, recipe, resolve_device(recipe.train.device), "test")
     net = build_model(recipe.model.name, prep, recipe)
     if ckpt is not None:
         net.load_state_dict(ckpt["state_dict"])
@@ -70,27 +73,26 @@ def measure_run(run_dir: str | Path, data: str | None = None, device: str | None
     rec = latency.measure(net, s.unit_t, s.queries.samples, s.pool, pred, recipe.data.context_len,
                           (1, recipe.train.eval_batch), calls if calls is not None else max(e.latency_calls, 1),
                           e.latency_warmup, seconds if seconds is not None else e.latency_seconds)
-    log(json.dumps(rec, indent=2) if as_json else render(rec, results.get("latency"), recipe.model.name))
+    log(json.dumps(rec, indent=2) if as_json else render(Latency.from_json(rec), result.latency, recipe.model.name))
     return rec
 
 
-def render(now: dict[str, Any], recorded: dict[str, Any] | None, name: str) -> str:
+def render(now: Latency, recorded: Latency | None, name: str) -> str:
     from tabulate import tabulate
 
-    def rows(rec: dict[str, Any] | None, when: str) -> list[list[Any]]:
+    def rows(rec: Latency | None, when: str) -> list[list[Any]]:
         out = []
-        for what in ("model", "search"):
-            for r in ((rec or {}).get(what) or {}).values():
-                out.append([f"{name if what == 'model' else 'exact search'}", r["batch"], when, r["calls"],
-                            f"{r['p50_ms']:.3f}", f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['mean_ms']:.3f}"])
+        for what, stats in (("model", rec.model if rec else None), ("search", rec.search if rec else None)):
+            for r in (stats or {}).values():
+                out.append([f"{name if what == 'model' else 'exact search'}", r.batch, when, r.calls,
+                            f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.mean_ms:.3f}"])
         return out
 
-    m = now["machine"]
-    head = (f"latency per query (ms), here: {m['device']}, {m['torch_threads']} threads, "
-            f"{m.get('gpu') or m['cpu']}")
-    if recorded:
-        r = recorded.get("machine") or {}
-        head += f"; recorded: {r.get('device')}, {r.get('torch_threads')} threads, {r.get('gpu') or r.get('cpu')}"
+    m = now.machine
+    head = f"latency per query (ms), here: {m.device}, {m.torch_threads} threads, {m.gpu or m.cpu}"
+    if recorded is not None:
+        r = recorded.machine or Machine()
+        head += f"; recorded: {r.device}, {r.torch_threads} threads, {r.gpu or r.cpu}"
     table = rows(now, "here") + rows(recorded, "recorded")
     return head + "\n" + tabulate(table, headers=["what", "batch", "measured", "calls", "p50", "p95", "p99", "mean"],
                                   disable_numparse=True)

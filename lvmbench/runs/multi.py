@@ -95,6 +95,10 @@ def _finish_many(parent: Path, models: list[str], points: list[dict[str, Any]], 
     if seeds is not None and done:
         seed_rows(parent, points, outcomes, ks, log)
     atomic_write_json(parent / "multi.json", summary)
+    if done:
+        from lvmbench.report.html.build import REPORT, write_beside
+
+        write_beside("seeds" if seeds is not None else "compare", [parent], parent / REPORT, log)
     workdir.mark_complete(parent)
     for o in failed:
         log(f"FAILED {o.label}: {o.error}")

@@ -22,10 +22,11 @@ from lvmbench.config import Recipe, recipe_from_dict
 from lvmbench.data.prepare import prepare, resolve_data
 from lvmbench.data.store import load_npy
 from lvmbench.errors import DataError, UsageError
-from lvmbench.evaluate.score import check_ks, score_predicted, scoring
+from lvmbench.evaluate.evaluation import check_ks, evaluate_predictions, make_eval_split
 from lvmbench.evaluate.task import check_task, make_task, read_task
 from lvmbench.io import atomic_save_npz, sha256_file
 from lvmbench.models.predict import bad_rows, explain
+from lvmbench.result import Result
 from lvmbench.runs.artefacts import assemble, finish
 from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, resolve_device
@@ -100,7 +101,7 @@ def _model_section(name: str, pred_path: Path, task_path: Path) -> dict[str, Any
 @scoped
 def score_file(pred_path: str | Path, task_path: str | Path, data: str | None, out: str | Path,
                overwrite: bool = False, name: str | None = None, device: str = "cpu",
-               log: Log = print) -> tuple[Path, dict[str, Any]]:
+               log: Log = print) -> tuple[Path, Result]:
     """Score predictions for a task file; write an ordinary run directory."""
     t0 = time.perf_counter()
     task = read_task(task_path)
@@ -116,10 +117,10 @@ def score_file(pred_path: str | Path, task_path: str | Path, data: str | None, o
     check_task(task, prep, recipe)
     label = name or Path(pred_path).stem
     run_dir = make_run_dir(out, label, overwrite)
-    s = scoring(prep, recipe, resolve_device(device), task.meta["split"])
+    s = make_eval_split(prep, recipe, resolve_device(device), task.meta["split"])
     pred_t = pred.to(s.device)
-    results, arrays = score_predicted(label, pred_t, s, log, kind="predictions")
-    results = assemble(results, _model_section(label, Path(pred_path), task.path), prep, recipe, s.device)
-    results["timings"]["total_s"] = time.perf_counter() - t0
-    finish(run_dir, results, arrays, recipe, log)
-    return run_dir, results
+    scored, arrays = evaluate_predictions(label, pred_t, s, log, kind="predictions")
+    result = assemble(scored, _model_section(label, Path(pred_path), task.path), prep, recipe, s.device)
+    result.timings.total_s = time.perf_counter() - t0
+    finish(run_dir, result, arrays, recipe, log)
+    return run_dir, result

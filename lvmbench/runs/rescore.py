@@ -12,16 +12,17 @@ from lvmbench.data.prepare import prepare, resolve_data
 from lvmbench.data.store import ChainStore
 from lvmbench.errors import CheckpointError, DataError, UsageError, first_line
 from lvmbench.evaluate.index import load_bank
-from lvmbench.evaluate.score import check_ks, score_model
+from lvmbench.evaluate.evaluation import check_ks, evaluate_model
 from lvmbench.io import sha256_file
 from lvmbench.models import outside, registry
 from lvmbench.models.build import build_model
 from lvmbench.report.gate import check_recipe_gate
+from lvmbench.result import Result
 from lvmbench.runs.artefacts import assemble, finish, model_section
 from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, resolve_device
 from lvmbench.trust import check_recipe_imports
-from lvmbench.train.checkpoint import BEST, load_checkpoint
+from lvmbench.train.checkpoint import find_best, load_checkpoint
 
 Log = Callable[[str], None]
 
@@ -67,20 +68,23 @@ def evaluate_checkpoint(
     checkpoint: str | Path, data: str | None, recipe_overrides: list[str], out: str | Path | None,
     split: str, overwrite: bool, log: Log = print,
     bank: str | Path | None = None, shard_size: int = 0, ann: str | None = None, model: str | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Score a saved checkpoint (a file, or a run directory holding best_val_hit5.pt).
+) -> tuple[Path, Result]:
+    """Score a saved checkpoint (a file, or a run directory holding its best checkpoint, best_val_<metric>.pt).
 
     ``bank``: an ``.npy`` of extra candidate vectors (or a chain store), added
-    to the pool; see :func:`lvmbench.evaluate.score.score_model` for
+    to the pool; see :func:`lvmbench.evaluate.evaluation.evaluate_model` for
     ``shard_size`` and ``ann``.  ``model`` confirms an outside model's import
     path: one read from the checkpoint is never imported unless named again.
     """
     t0 = time.perf_counter()
     path = Path(checkpoint)
+    if path.parent.is_dir():  # a run another command is writing, or one that failed
+        workdir.check_finished(path if path.is_dir() else path.parent, "eval")
     if path.is_dir():
-        path = path / BEST
-    if path.parent.is_dir():
-        workdir.check_finished(path.parent, "eval")  # a run another command is writing, or one that failed
+        best = find_best(path)
+        if best is None:
+            raise CheckpointError(f"{path}: checkpoint not found (no best_val_<metric>.pt: this run trained no model)")
+        path = best
     ckpt = checked_checkpoint(path, model)
     name = ckpt["model"]
     recipe = apply_overrides(recipe_from_dict(ckpt["recipe"], path), recipe_overrides)
@@ -106,10 +110,10 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{path}: weights do not fit model '{name}' ({first_line(exc)})") from None
     net.to(device)
     run_dir = make_run_dir(out if out else path.parent / f"eval-{split}", name, overwrite)
-    results, arrays = score_model(name, net, prep, recipe, device, split, log, bank_, shard_size, ann)
-    results = assemble(results, model_section(name, net, recipe, None, None), prep, recipe, device)
-    results["model"].update({"checkpoint": str(path), "checkpoint_sha256": sha256_file(path),
-                             "best_epoch": ckpt.get("epoch")})
-    results["timings"]["total_s"] = time.perf_counter() - t0
-    finish(run_dir, results, arrays, recipe, log)
-    return run_dir, results
+    scored, arrays = evaluate_model(name, net, prep, recipe, device, split, log, bank_, shard_size, ann)
+    result = assemble(scored, model_section(name, net, recipe, None, None), prep, recipe, device)
+    result.model.checkpoint, result.model.checkpoint_sha256 = str(path), sha256_file(path)
+    result.model.best_epoch = ckpt.get("epoch")
+    result.timings.total_s = time.perf_counter() - t0
+    finish(run_dir, result, arrays, recipe, log)
+    return run_dir, result

@@ -23,6 +23,7 @@ from lvmbench.data.store import ChainStore
 from lvmbench.errors import CheckpointError, ConfigError, DataError, UsageError
 from lvmbench.io import read_json
 from lvmbench.models import outside, registry
+from lvmbench.result import Result
 from lvmbench.runs.single import train_and_score
 from lvmbench.runtime import configure_threads
 from lvmbench.trust import check_recipe_imports
@@ -104,7 +105,7 @@ def _what(recipe: Recipe, ckpt: dict[str, Any] | None, run_dir: Path) -> str:
 
 @scoped
 def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print,
-               model: str | None = None) -> tuple[Path, dict[str, Any]]:
+               model: str | None = None) -> tuple[Path, Result | None]:
     """Continue an interrupted ``run`` from ``RUN_DIR`` with the recipe in ``RUN_DIR/recipe.json``.
 
     The dataset defaults to the one the run records and must have its
@@ -137,7 +138,7 @@ def resume_run(run_dir: str | Path, data: str | None = None, log: Log = print,
 
 
 def continue_point(recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log,
-                   resume_hint: str) -> dict[str, Any]:
+                   resume_hint: str) -> Result | None:
     """One started point of an interrupted series, continued on the series' prepared data."""
     claim_existing(run_dir)
     ckpt = checkpoint_of(run_dir, recipe)

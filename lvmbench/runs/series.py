@@ -19,9 +19,10 @@ from lvmbench.config import Recipe, recipe_from_dict, training_seed
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.errors import Interrupted, UsageError
 from lvmbench.io import atomic_write_json, read_json
+from lvmbench.result import Result
 from lvmbench.models import outside, registry
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
-from lvmbench.runs.artefacts import dataset_info
+from lvmbench.runs.artefacts import dataset_record
 from lvmbench.runs.executors import ExecutorSpec
 from lvmbench.runs.jobs import JobResult, make_job, run_jobs
 from lvmbench.runs.rundir import PLAN, claim_existing
@@ -39,7 +40,7 @@ class Outcome:
 
     label: str
     run_dir: Path
-    results: dict[str, Any] | None = None
+    results: Result | None = None
     error: str | None = None
     exit_code: int = 0
 
@@ -48,14 +49,17 @@ class Outcome:
         return self.error is None
 
     def summary(self) -> dict[str, Any]:
-        m = (self.results or {}).get("metrics") or {}
+        """multi.json's / cv.json's row of this run: where, whether it finished, Hit@K (the recipe's K) and MRR."""
+        r = self.results
+        m = r.metrics if r is not None else None
+        keys = [f"hit@{k}" for k in (r.ks if r is not None else [1, 5, 10])] + ["mrr"]
         return {
             "label": self.label,
             "run_dir": str(self.run_dir),
             "status": "ok" if self.ok else "failed",
             "error": self.error,
             "exit_code": self.exit_code,
-            **{k: m.get(k) for k in ("hit@1", "hit@5", "hit@10", "mrr")},
+            **{k: m.recorded(k) if m is not None else None for k in keys},
         }
 
 
@@ -91,7 +95,7 @@ def write_plan(parent: Path, kind: str, points: list[tuple[str, Recipe, Path]], 
                **extra: Any) -> None:
     atomic_write_json(parent / PLAN, {
         "schema_version": SCHEMA_VERSION, "kind": kind, "created_utc": utc_now(),
-        "dataset": dataset_info(prep), "split_sha256": prep.report["split"]["sha256"],
+        "dataset": dataset_record(prep), "split_sha256": prep.report["split"]["sha256"],
         "points": [{"label": label, "dir": str(run_dir.relative_to(parent)), "recipe": r.to_dict()}
                    for label, r, run_dir in points],
         **extra,
@@ -209,7 +213,7 @@ def run_series(
 def _outcome(r: JobResult) -> Outcome:
     if not r.ok:
         return Outcome(r.label, Path(r.run_dir), None, r.error, r.exit_code)
-    return Outcome(r.label, Path(r.run_dir), read_json(Path(r.run_dir) / "results.json", UsageError))
+    return Outcome(r.label, Path(r.run_dir), Result.from_json(Path(r.run_dir)))
 
 
 def _stopped(exc: KeyboardInterrupt, label: str, rest: list[str], resume_hint: str | None) -> Interrupted:

@@ -2,7 +2,7 @@
 
 Under torchrun (WORLD_SIZE > 1) every rank trains its share with
 DistributedDataParallel; rank 0 alone creates the run directory, logs, writes
-and scores, and the other ranks return ``(run_dir, {})`` once training is
+and scores, and the other ranks return ``(run_dir, None)`` once training is
 done (:mod:`lvmbench.train.distributed`).
 """
 
@@ -19,17 +19,18 @@ from lvmbench.config import Recipe, exclusion_len, training_seed
 from lvmbench.data.prepare import Prepared, prepare, resolve_data
 from lvmbench.data.store import ChainStore
 from lvmbench.errors import ConfigError, Interrupted, UsageError
-from lvmbench.evaluate.score import check_ks, pool_for, queries_for, score_model, val_consistency
+from lvmbench.evaluate.evaluation import check_ks, check_val_consistency, evaluate_model, pool_for, queries_for
 from lvmbench.io import atomic_write_json
 from lvmbench.models import registry
 from lvmbench.models.build import build_model
 from lvmbench.report.gate import check_recipe_gate
-from lvmbench.runs.artefacts import assemble, dataset_info, finish, model_config, model_section
+from lvmbench.result import Consistency, Result
+from lvmbench.runs.artefacts import assemble, dataset_record, finish, model_config, model_section
 from lvmbench.runs.rundir import make_run_dir, scoped
 from lvmbench.runtime import configure_threads, seed_everything
 from lvmbench.train import distributed
-from lvmbench.train.checkpoint import BEST, load_checkpoint
-from lvmbench.train.trainer import TrainData, resume_command, train
+from lvmbench.train.checkpoint import best_name, find_best, load_checkpoint
+from lvmbench.train.trainer import TrainData, best_epoch_val, metric_label, metric_text, resume_command, train
 
 Log = Callable[[str], None]
 
@@ -68,7 +69,7 @@ def check_outside_models(names: list[str], prep: Prepared, recipe: Recipe) -> No
 @scoped
 def run(
     recipe: Recipe, data: str | None, out: str | Path | None, overwrite: bool = False, log: Log = print
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, Result | None]:
     """Train ``recipe.model.name`` through the recipe and score it on the test split."""
     t_start = time.perf_counter()
     name = recipe.model.name
@@ -87,7 +88,7 @@ def run(
 def start_run(
     recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log, t_start: float | None = None,
     resume_hint: str | None = None,
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, Result | None]:
     """Write the run's recipe, split and data report into ``run_dir``, then train and score.
 
     From here on the directory is resumable (``resume_hint``, default
@@ -98,7 +99,7 @@ def start_run(
     if distributed.current().is_main:
         atomic_write_json(run_dir / "split.json", prep.report["split"])
         report = {k: v for k, v in prep.report.items() if k != "split"}
-        atomic_write_json(run_dir / "data_report.json", {"dataset": dataset_info(prep), **report})
+        atomic_write_json(run_dir / "data_report.json", {"dataset": dataset_record(prep), **report})
         atomic_write_json(run_dir / "recipe.json", recipe.to_dict())  # last: it marks the directory resumable
     try:
         return train_and_score(recipe, prep, run_dir, device, log, t_start, resume_hint=hint)
@@ -154,8 +155,10 @@ def _train(model: torch.nn.Module, recipe: Recipe, prep: Prepared, run_dir: Path
         distributed.shutdown()
     if not dist.is_main:
         return None
-    model.load_state_dict(load_checkpoint(run_dir / BEST)["state_dict"])
-    log(f"best epoch {history['best_epoch']} (val Hit@5 {100 * history['best_hit5']:.1f}%); {history['stop_reason']}")
+    stop = recipe.train.stop_metric
+    model.load_state_dict(load_checkpoint(find_best(run_dir, stop) or run_dir / best_name(stop))["state_dict"])
+    log(f"best epoch {history['best_epoch']} (val {metric_label(stop)} {metric_text(stop, history['best_metric'])}); "
+        f"{history['stop_reason']}")
     from lvmbench.report import plots
 
     plots.plot_curves(history, run_dir / plots.CURVES, log=log)
@@ -165,7 +168,7 @@ def _train(model: torch.nn.Module, recipe: Recipe, prep: Prepared, run_dir: Path
 def train_and_score(
     recipe: Recipe, prep: Prepared, run_dir: Path, device: torch.device, log: Log, t_start: float,
     resume: dict[str, Any] | None = None, resume_hint: str | None = None,
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, Result | None]:
     """Train (a model) or not (a baseline), then score on test and write every artefact."""
     name = recipe.model.name
     hint = resume_hint or resume_command(run_dir)
@@ -180,22 +183,25 @@ def train_and_score(
             t0 = time.perf_counter()
             history = _train(model, recipe, prep, run_dir, device, log, resume, hint)
             if history is None:
-                return run_dir, {}
+                return run_dir, None
             t_train = time.perf_counter() - t0
         model.to(device)
-        results, arrays = score_model(name, model, prep, recipe, device, "test", log)
-        if history is not None:
-            results["consistency"]["val"] = val_consistency(model, prep, recipe, device, history["best_hit5"])
+        scored, arrays = evaluate_model(name, model, prep, recipe, device, "test", log)
+        val = (check_val_consistency(model, prep, recipe, device, best_epoch_val(history))
+               if history is not None else None)
     except KeyboardInterrupt:
         if history is None:
             raise
         # training is complete and in last.pt: a resume goes straight to scoring
         raise Interrupted(f"interrupted while scoring; resume with: {hint}") from None
-    results = assemble(results, model_section(name, model, recipe, run_dir if history else None, history), prep,
-                       recipe, device)
-    results["timings"].update({"data_s": t_data, "train_s": t_train, "total_s": time.perf_counter() - t_start})
+    result = assemble(scored, model_section(name, model, recipe, run_dir if history else None, history), prep,
+                      recipe, device)
+    if val is not None:
+        result.consistency.val = Consistency.from_json(val, str(run_dir))
+    result.timings.data_s, result.timings.train_s = t_data, t_train
+    result.timings.total_s = time.perf_counter() - t_start
     if history is not None and history.get("resumed"):
-        results["timings"]["resumed_after_epochs"] = [r["after_epoch"] for r in history["resumed"]]
-    finish(run_dir, results, arrays, recipe, log)
-    log(f"wall time {results['timings']['total_s']:.1f}s (train {t_train:.1f}s)")
-    return run_dir, results
+        result.timings.resumed_after_epochs = [r["after_epoch"] for r in history["resumed"]]
+    finish(run_dir, result, arrays, recipe, log)
+    log(f"wall time {result.timings.total_s:.1f}s (train {t_train:.1f}s)")
+    return run_dir, result

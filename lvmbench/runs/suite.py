@@ -30,7 +30,8 @@ from lvmbench.data.prepare import Prepared, prepare
 from lvmbench.data.store import load_store
 from lvmbench.data.suite import SuiteTask, suite_tasks
 from lvmbench.evaluate import metrics
-from lvmbench.evaluate.score import check_ks, pool_for, queries_for
+from lvmbench.evaluate.evaluation import check_ks, pool_for, queries_for
+from lvmbench.format import duration
 from lvmbench.io import atomic_write_json, atomic_write_text, read_json
 from lvmbench.models import outside, registry
 from lvmbench.models.build import build_model
@@ -142,10 +143,6 @@ def _timed_batches(model: torch.nn.Module, data: Any, recipe: Recipe, device: to
     return padded, timed
 
 
-def _clock(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-
-
 def _announce(plan: list[dict[str, Any]], folds: int, log: Log, seeds: list[int] | None = None) -> None:
     """Before any training: each task's size and the estimated cost, so hours are never a surprise."""
     runs = max(folds, 1) * len(seeds or [0])
@@ -154,14 +151,14 @@ def _announce(plan: list[dict[str, Any]], folds: int, log: Log, seeds: list[int]
         how = ", ".join(x for x, on in (("bf16", est and est["bf16_autocast"]),
                                           ("grouped by length", est and est["bucket_by_length"])) if on) or "fp32"
         cost = ("no training (scored directly)" if est is None else
-                f"~{_clock(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch on average, "
+                f"~{duration(est['epoch_s'])} per epoch ({est['s_per_micro_batch']:.2f} s per micro-batch on average, "
                 f"{how}; the shortest, median and longest micro-batch timed), "
-                f"at most {_clock(est['max_s'] * runs)} for {p['recipe'].train.max_epochs} epochs"
+                f"at most {duration(est['max_s'] * runs)} for {p['recipe'].train.max_epochs} epochs"
                 + (f" x {folds} folds" if folds else "") + (f" x {len(seeds)} seeds" if seeds else ""))
         log(f"  {p['task'].name}: {p['info']['train']} training samples, {p['info']['test']} test queries; {cost}")
     total = sum(p["estimate"]["max_s"] for p in plan if p["estimate"]) * runs
     if total:
-        log(f"estimated upper bound: {_clock(total)} of training (early stopping usually ends sooner)")
+        log(f"estimated upper bound: {duration(total)} of training (early stopping usually ends sooner)")
 
 
 def _prepare_tasks(recipe: Recipe, tasks: list[SuiteTask], folds: int, device: torch.device,
@@ -245,6 +242,9 @@ def _finish(parent: Path, recipe: Recipe, plan: list[dict[str, Any]],
     atomic_write_json(parent / "suite.json", summary)
     atomic_write_text(parent / "suite.md", f"# lvmbench suite: {recipe.model.name}\n\n```\n{table}\n```\n\n"
                       f"Baselines, Hit@5 % [95% CI]:\n\n```\n{base}\n```\n")
+    from lvmbench.report.html.build import REPORT, write_beside
+
+    write_beside("suite", [parent], parent / REPORT, log)
     workdir.mark_complete(parent)
     log("")
     log(f"suite of {recipe.model.name} ({recipe.name} recipe) on {len(done)} of {len(plan)} tasks; "

@@ -28,6 +28,7 @@ the table.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,16 +36,18 @@ import numpy as np
 from tabulate import tabulate
 
 from lvmbench import workdir
-from lvmbench.config import Recipe, recipe_from_dict, validate
+from lvmbench.config import Recipe, check_recipe, recipe_from_dict
 from lvmbench.data.prepare import Prepared, apply_dataset_settings, prepare, resolve_data
 from lvmbench.errors import ConfigError, IntegrityError, UsageError
-from lvmbench.evaluate.score import check_ks
+from lvmbench.evaluate.evaluation import check_ks
 from lvmbench.io import atomic_write_json, atomic_write_text, sha256_arrays
 from lvmbench.models import registry
+from lvmbench.report import columns
 from lvmbench.report.compare import load_run
 from lvmbench.report.gate import check_recipe_gate
-from lvmbench.format import DASH, num, pct, pct_ci, num_ci
+from lvmbench.format import DASH, num, pct
 from lvmbench.report.results import SCHEMA_VERSION, utc_now
+from lvmbench.result import Result
 from lvmbench.runs.rundir import scoped, series_dir
 from lvmbench.runs.single import check_outside_models
 from lvmbench.runs.series import (
@@ -81,7 +84,7 @@ def point_recipes(recipe: Recipe, contexts: list[int]) -> list[Recipe]:
         r = copy.deepcopy(recipe)
         r.data.context_len = c
         r.eval.exclude_len = window
-        validate(r)
+        check_recipe(r)
         out.append(r)
     return out
 
@@ -94,24 +97,32 @@ def _load_point(run_dir: Path) -> dict[str, np.ndarray]:
         raise IntegrityError(f"cannot read the point's per-query ranks ({exc})") from None
 
 
-def _metric_cells(m: dict[str, Any], ks: list[int]) -> list[str]:
-    return [pct_ci(m[f"hit@{k}"], m["ci"][f"hit@{k}"]) for k in ks] + [num_ci(m["mrr"], m["ci"]["mrr"])]
+def _keys(summary: dict[str, Any]) -> list[str]:
+    """The metric columns: the shown metrics of the sweep's K that its points record (an older sweep.json: fewer)."""
+    rows = [p["metrics"] for p in summary["points"] if p["status"] == "ok"]
+    return [k for k in columns.shown(summary["ks"]) if not rows or any(k in m for m in rows)]
+
+
+def _metric_cells(m: dict[str, Any], keys: list[str]) -> list[str]:
+    ci = m.get("ci") or {}
+    return [columns.cell(k, m.get(k), ci.get(k), with_ci=columns.has_interval(k)) for k in keys]
 
 
 def render(summary: dict[str, Any]) -> str:
-    ks = summary["ks"]
-    headers = ["context"] + [f"Hit@{k} % [95% CI]" for k in ks] + ["MRR [95% CI]", "best epoch", "margin"]
+    ks, keys = summary["ks"], _keys(summary)
+    headers = (["context"] + [columns.heading(k, columns.has_interval(k)) for k in keys]
+               + ["best epoch", "margin"])
     rows = []
     for p in summary["points"]:
         if p["status"] != "ok":
             rows.append([str(p["context"]), f"FAILED: {p['error']}"] + [""] * (len(headers) - 2))
             continue
         m = p["metrics"]
-        rows.append([str(p["context"])] + _metric_cells(m, ks)
+        rows.append([str(p["context"])] + _metric_cells(m, keys)
                     + [DASH if p["best_epoch"] is None else str(p["best_epoch"]), num(m["margin"], signed=True)])
     ref = summary.get("reference")
     if ref:
-        rows.append([f"{ref['name']} (baseline, any context)"] + _metric_cells(ref["metrics"], ks)
+        rows.append([f"{ref['name']} (baseline, any context)"] + _metric_cells(ref["metrics"], keys)
                     + [DASH, num(ref["metrics"]["margin"], signed=True)])
     q, pool, chance = summary["queries"], summary["pool"], summary.get("chance") or {}
     checks = summary["checks"]
@@ -130,46 +141,56 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _point_row(context: int, o: Any, ks: list[int]) -> tuple[dict[str, Any], tuple | None]:
-    """sweep.json's row of one point, and (results, arrays) when it finished."""
+@dataclass
+class Point:
+    """A finished point: its results and its per-query arrays."""
+
+    result: Result
+    arrays: dict[str, np.ndarray]
+
+
+def _point_row(context: int, o: Any, ks: list[int]) -> tuple[dict[str, Any], Point | None]:
+    """sweep.json's row of one point, and the point when it finished."""
     row: dict[str, Any] = {"context": context, "run_dir": str(o.run_dir), "status": "ok" if o.ok else "failed",
                            "error": o.error, "exit_code": o.exit_code}
     if not o.ok:
         return row, None
-    res = o.results
+    res: Result = o.results
     arrays = _load_point(Path(o.run_dir))
-    m = res["metrics"]
+    m = res.metrics
     row.update({
-        "metrics": {k: m[k] for k in [f"hit@{k}" for k in ks] + ["mrr", "mean_cos", "margin", "ci", "n_queries"]},
-        "best_epoch": res["model"].get("best_epoch"),
-        "params": res["model"].get("params"),
-        "pool_sha256": res["pool"]["sha256"],
-        "exclude_len": res["pool"].get("exclude_len"),
+        "metrics": {**{k: m.recorded(k) for k in columns.shown(ks) if k in m.metric_keys()},
+                    "mean_cos": m.mean_cos, "margin": m.margin, "ci": m.ci, "n_queries": m.n_queries},
+        "best_epoch": res.model.best_epoch,
+        "params": res.model.params,
+        "pool_sha256": res.pool.sha256,
+        "exclude_len": res.pool.exclude_len,
         "target_ids_sha256": sha256_arrays(arrays["target_ids"]),
-        "train_s": res.get("timings", {}).get("train_s"),
+        "train_s": res.timings.train_s if res.timings is not None else None,
     })
-    return row, (res, arrays)
+    return row, Point(res, arrays)
 
 
-def _checks(loaded: list[tuple[dict[str, Any], dict[str, np.ndarray]]], window: int) -> dict[str, Any]:
+def _checks(loaded: list[Point], window: int) -> dict[str, Any]:
     """Same queries, pool and exclusion at every point (and copy_last ranking every query alike)."""
     checks: dict[str, Any] = {"same_queries": None, "same_pool": None, "same_exclusion": None,
                               "copy_last_ranks_identical": None}
     if not loaded:
         return checks
-    first_res, first_arr = loaded[0]
-    checks["same_queries"] = all(np.array_equal(a["target_ids"], first_arr["target_ids"]) for _, a in loaded)
-    checks["same_pool"] = all(r["pool"]["sha256"] == first_res["pool"]["sha256"] for r, _ in loaded)
-    checks["same_exclusion"] = all(r["pool"].get("exclude_len") == window for r, _ in loaded)
+    first = loaded[0]
+    checks["same_queries"] = all(np.array_equal(p.arrays["target_ids"], first.arrays["target_ids"]) for p in loaded)
+    checks["same_pool"] = all(p.result.pool.sha256 == first.result.pool.sha256 for p in loaded)
+    checks["same_exclusion"] = all(p.result.pool.exclude_len == window for p in loaded)
     key = f"rank__{REFERENCE}"
-    if all(key in a for _, a in loaded):
-        checks["copy_last_ranks_identical"] = all(np.array_equal(a[key], first_arr[key]) for _, a in loaded)
+    if all(key in p.arrays for p in loaded):
+        checks["copy_last_ranks_identical"] = all(np.array_equal(p.arrays[key], first.arrays[key]) for p in loaded)
     return checks
 
 
 def _summary(recipe: Recipe, contexts: list[int], window: int, store: Any, split_sha: str,
-             rows: list[dict[str, Any]], loaded: list[tuple], checks: dict[str, Any]) -> dict[str, Any]:
-    first_res, first_arr = loaded[0] if loaded else ({}, {})
+             rows: list[dict[str, Any]], loaded: list[Point], checks: dict[str, Any]) -> dict[str, Any]:
+    first = loaded[0] if loaded else Point(Result(), {})
+    first_res, first_arr = first.result, first.arrays
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created_utc": utc_now(),
@@ -185,16 +206,23 @@ def _summary(recipe: Recipe, contexts: list[int], window: int, store: Any, split
             "target_ids_sha256": sha256_arrays(first_arr["target_ids"]) if loaded else None,
             "defined_by": "the test split and data.min_context (not data.context_len)",
         },
-        "pool": {k: first_res.get("pool", {}).get(k) for k in ("split", "size", "sha256", "exclude_context")},
-        "chance": first_res.get("metrics", {}).get("chance"),
+        "pool": _pool(first_res),
+        "chance": first_res.metrics.chance if first_res.metrics is not None else None,
         "checks": checks,
         "points": rows,
         "reference": None,
         "recipe": recipe.to_dict(),
     }
-    if loaded and REFERENCE in first_res.get("baselines", {}):
-        summary["reference"] = {"name": REFERENCE, "metrics": first_res["baselines"][REFERENCE]}
+    reference = (first_res.baselines or {}).get(REFERENCE) if loaded else None
+    if reference is not None:
+        summary["reference"] = {"name": REFERENCE, "metrics": reference.to_json()}
     return summary
+
+
+def _pool(result: Result) -> dict[str, Any]:
+    pool = result.pool
+    return {"split": pool.split if pool else None, "size": pool.size if pool else None,
+            "sha256": pool.sha256 if pool else None, "exclude_context": pool.exclude_context if pool else None}
 
 
 def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, outcomes: list[Any],
@@ -212,6 +240,9 @@ def _finish(parent: Path, recipe: Recipe, contexts: list[int], prep: Prepared, o
     table = render(summary)
     atomic_write_json(parent / "sweep.json", summary)
     atomic_write_text(parent / "sweep.md", "# lvmbench context-length sweep\n\n```\n" + table + "\n```\n")
+    from lvmbench.report.html.build import REPORT, write_beside
+
+    write_beside("sweep", [parent], parent / REPORT, log)
     workdir.mark_complete(parent)
     log("")
     log(table)

@@ -7,6 +7,7 @@ anything here.  Writes go to a temp file that is renamed into place.
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 import zlib
@@ -18,14 +19,50 @@ import torch
 from lvmbench.errors import CheckpointError, first_line
 from lvmbench.io import atomic_write
 
-BEST = "best_val_hit5.pt"
-"""The best epoch by val Hit@5: what a run scores."""
+LEGACY_BEST = "best_val_hit5.pt"
+"""The best checkpoint's name before it followed the recipe's stopping metric: an older run holds it whatever
+the metric (an MRR run's too); :func:`find_best` still reads it."""
 LAST = "last.pt"
 """The latest completed epoch with optimiser, scheduler, early-stopping and RNG state: what a resume reads."""
 HISTORY = "training_history.json"
 
 FORMAT = "lvmbench-checkpoint"
 FORMAT_VERSION = 1
+
+
+def best_name(stop_metric: str) -> str:
+    """The best epoch's checkpoint (what a run scores), named by the metric early stopping follows:
+    ``best_val_hit5.pt`` for hit@5, ``best_val_mrr.pt`` for mrr."""
+    return f"best_val_{stop_metric.replace('@', '')}.pt"
+
+
+def find_best(run_dir: str | Path, stop_metric: str | None = None) -> Path | None:
+    """The run directory's best checkpoint, or None when it holds none.
+
+    With the recipe's ``stop_metric``: :func:`best_name`, else the :data:`LEGACY_BEST` of a run made before the
+    name followed the metric.  Without it (a directory read before its recipe is known): its one
+    ``best_val_*.pt``; beside a :data:`LEGACY_BEST` the other one is the newer.
+    """
+    run_dir = Path(run_dir)
+    legacy = run_dir / LEGACY_BEST
+    if stop_metric is not None:
+        named = run_dir / best_name(stop_metric)
+        return named if named.is_file() else legacy if legacy.is_file() else None
+    found = sorted(p for p in run_dir.glob("best_val_*.pt") if p.is_file())
+    if len(found) > 1:
+        found = [p for p in found if p.name != LEGACY_BEST]
+    if len(found) > 1:
+        raise CheckpointError(f"{run_dir}: several best checkpoints ({', '.join(p.name for p in found)}); "
+                              "pass the one to use")
+    return found[0] if found else None
+
+
+def adopt_legacy_best(run_dir: str | Path, stop_metric: str) -> None:
+    """Rename an older run's :data:`LEGACY_BEST` to :func:`best_name` (a resumed run keeps one best checkpoint)."""
+    run_dir = Path(run_dir)
+    named, legacy = run_dir / best_name(stop_metric), run_dir / LEGACY_BEST
+    if named != legacy and legacy.is_file() and not named.exists():
+        os.replace(legacy, named)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:

@@ -1,18 +1,20 @@
 """The recipe's training loop as a small trainer.
 
 micro-batch x accumulation -> AdamW -> clip -> warmup + cosine; validation
-Hit@5 against the fixed val pool every epoch (:mod:`lvmbench.train.validate`);
-early stopping on it (:mod:`lvmbench.train.early_stopping`); the best
-checkpoint kept, ``last.pt`` and ``training_history.json`` rewritten
-atomically every epoch.
+Hit@K and MRR against the fixed val pool every epoch (:mod:`lvmbench.train.validate`);
+early stopping on the recipe's ``train.stop_metric`` (:mod:`lvmbench.train.early_stopping`);
+the best checkpoint kept (``best_val_<metric>.pt``:
+:func:`~lvmbench.train.checkpoint.best_name`), ``last.pt`` and
+``training_history.json`` rewritten atomically every epoch.
 
 Resume: ``last.pt`` is written before the first epoch and after every
 completed one, holding the model, optimiser, scheduler, early-stopping state
-(best Hit@5, patience counter), step, the history so far and the python, numpy
-and torch RNG states.  The data order needs no saved position: epoch ``e``
-shuffles with ``default_rng([seed, e])`` and resume restarts at the first
-micro-batch of the epoch after the checkpoint, so a resumed run takes exactly
-the steps the uninterrupted one takes.  Ctrl-C (or a kill) mid-epoch loses
+(the stop metric's best value, ``best_metric``, and the patience counter),
+step, the history so far and the python, numpy and torch RNG states.  The
+data order needs no saved position: epoch ``e`` shuffles with
+``default_rng([seed, e])`` and resume restarts at the first micro-batch of
+the epoch after the checkpoint, so a resumed run takes exactly the steps the
+uninterrupted one takes.  Ctrl-C (or a kill) mid-epoch loses
 only that epoch's partial work; :class:`~lvmbench.errors.Interrupted` says
 which epoch ``last.pt`` holds.
 
@@ -42,13 +44,13 @@ from lvmbench.progress import Progress
 from lvmbench.format import pct
 from lvmbench.runtime import native_bf16, rng_state, set_rng_state
 from lvmbench.train import distributed
-from lvmbench.train.checkpoint import BEST, HISTORY, LAST, save_checkpoint
+from lvmbench.train.checkpoint import HISTORY, LAST, adopt_legacy_best, best_name, save_checkpoint
 from lvmbench.train.distributed import Dist, Group, ShardedOrder
 from lvmbench.train.early_stopping import EarlyStopping
 from lvmbench.train.loss import consultant_loss
 from lvmbench.train.metrics_log import MetricsLog
 from lvmbench.train.schedule import make_scheduler
-from lvmbench.train.validate import TrainData, batch_loss, validate
+from lvmbench.train.validate import TrainData, batch_loss, validate_epoch
 
 def resume_command(run_dir: Path) -> str:
     """What ``lvmbench run`` prints to continue an interrupted run."""
@@ -62,7 +64,23 @@ def metric_label(key: str) -> str:
     return key.replace("hit@", "Hit@") if key.startswith("hit@") else key.upper()
 
 
-RESUME_KEYS = ("optimizer", "scheduler", "best_hit5", "bad_epochs", "step", "epoch", "history", "rng")
+def metric_text(key: str, value: float | None) -> str:
+    """How logs print a value of the stop metric: '50.0%' for a Hit@K, '0.312' for MRR."""
+    return "none yet" if value is None else f"{100 * value:.1f}%" if key.startswith("hit@") else f"{value:.3f}"
+
+
+RESUME_KEYS = ("optimizer", "scheduler", "best_metric", "bad_epochs", "step", "epoch", "history", "rng")
+LEGACY_BEST_KEY = "best_hit5"
+"""Before the best value was named by the stop metric (``best_metric``), ``last.pt`` and the history held
+``best_hit5`` (an MRR run's too: its best epoch's val Hit@5); a last.pt holding only it still resumes."""
+
+
+def best_epoch_val(history: dict[str, Any], key: str = "hit@5") -> float | None:
+    """The best epoch's val ``key`` (its row of the history; a history of an older lvmbench: its ``best_hit5``)."""
+    for row in history.get("history") or []:
+        if row.get("epoch") == history.get("best_epoch") and f"val_{key}" in row:
+            return row[f"val_{key}"]
+    return history.get(LEGACY_BEST_KEY) if key == "hit@5" else None
 
 
 class Trainer:
@@ -106,7 +124,7 @@ class Trainer:
     def _setup_history(self) -> None:
         cfg, dist = self.cfg, self.dist
         self.history: dict[str, Any] = {
-            "model": self.name, "recipe": self.recipe.name, "history": [], "best_hit5": None, "best_epoch": None,
+            "model": self.name, "recipe": self.recipe.name, "history": [], "best_epoch": None,
             "stopped_epoch": None, "stop_reason": None, "steps_per_epoch": self.steps_per_epoch,
             "effective_batch": cfg.micro_batch * cfg.accum_steps, "stop_metric": cfg.stop_metric, "best_metric": None,
         }
@@ -146,7 +164,8 @@ class Trainer:
     def restore(self, resume: dict[str, Any]) -> None:
         """Continue after the epoch a loaded ``last.pt`` holds, with every piece of state in it."""
         where = self.run_dir / LAST
-        missing = [k for k in RESUME_KEYS if k not in resume]
+        missing = [k for k in RESUME_KEYS
+                   if k not in resume and not (k == "best_metric" and LEGACY_BEST_KEY in resume)]
         if missing:
             raise CheckpointError(f"{where}: not a resumable checkpoint (lacks {', '.join(missing)})")
         if resume["history"].get("steps_per_epoch") != self.steps_per_epoch:
@@ -161,9 +180,15 @@ class Trainer:
             set_rng_state(resume["rng"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{where}: state does not fit model '{self.name}' ({first_line(exc)})") from None
-        self.stopping.restore(resume.get("best_metric", resume["best_hit5"]), resume["bad_epochs"])
+        self.stopping.restore(resume["best_metric"] if "best_metric" in resume else resume[LEGACY_BEST_KEY],
+                              resume["bad_epochs"])
         self.step, self.done = int(resume["step"]), int(resume["epoch"])
         self.history = resume["history"]
+        self.history.pop(LEGACY_BEST_KEY, None)  # the best epoch's row holds its val Hit@5
+        self.history.setdefault("stop_metric", self.cfg.stop_metric)  # a history of an older lvmbench
+        self.history.setdefault("best_metric", self.stopping.best_or_none)
+        if self.dist.is_main:
+            adopt_legacy_best(self.run_dir, self.cfg.stop_metric)
         dist = self.dist
         self.history["resumed"] = list(self.history.get("resumed", [])) + [
             {"after_epoch": self.done, "step": self.step, **({"world_size": dist.world_size} if dist.enabled else {})}
@@ -176,8 +201,7 @@ class Trainer:
         best = self.stopping.best_or_none
         self.log(
             f"resuming after epoch {self.done} (step {self.step}; best val {metric_label(self.cfg.stop_metric)} "
-            + ("none yet" if best is None else
-               f"{100 * best:.1f}%" if self.cfg.stop_metric.startswith("hit@") else f"{best:.3f}")
+            + metric_text(self.cfg.stop_metric, best)
             + ("" if best is None else f" at epoch {self.history['best_epoch']}")
             + f"; {self.stopping.bad_epochs}/{self.cfg.patience} epochs without improvement)"
         )
@@ -201,7 +225,6 @@ class Trainer:
             return
         save_checkpoint(self.run_dir / LAST, {
             **state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "best_hit5": self.stopping.best_or_none if self.cfg.stop_metric == "hit@5" else self.history["best_hit5"],
             "best_metric": self.stopping.best_or_none, "bad_epochs": self.stopping.bad_epochs,
             "history": self.history, "rng": rng_state(),
         })
@@ -265,7 +288,7 @@ class Trainer:
         if self.dist.enabled:
             running, seen = distributed.all_reduce_sum([running, seen], self.dist).tolist()
             self._check_ranks(epoch)
-        val = validate(self.model, self.data, self.recipe, self.dist)
+        val = validate_epoch(self.model, self.data, self.recipe, self.dist)
         row = {"epoch": epoch, "step": self.step, "train_loss": running / max(seen, 1), **val,
                "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
         self.history["history"].append(row)
@@ -275,10 +298,10 @@ class Trainer:
         improved = self.stopping.update(val[f"val_{self.cfg.stop_metric}"])
         state = self._state(epoch, hit5)
         if improved:
-            self.history["best_hit5"], self.history["best_epoch"] = hit5, epoch
+            self.history["best_epoch"] = epoch
             self.history["best_metric"] = val[f"val_{self.cfg.stop_metric}"]
             if self.dist.is_main:
-                save_checkpoint(self.run_dir / BEST, state)
+                save_checkpoint(self.run_dir / best_name(self.cfg.stop_metric), state)
         self.history["stopped_epoch"] = epoch
         if self.stopping.should_stop:
             self.history["stop_reason"] = early_stop

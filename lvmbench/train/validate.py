@@ -18,7 +18,7 @@ from lvmbench.config import Recipe, training_seed
 from lvmbench.data.samples import Samples, gather_batch
 from lvmbench.evaluate.queries import Queries
 from lvmbench.evaluate.ranking import torch_ranks
-from lvmbench.evaluate.scoring import predict_all
+from lvmbench.evaluate.inference import predict_all
 from lvmbench.models.predict import bad_rows, explain, predicts_delta, reconstruct
 from lvmbench.train import distributed
 from lvmbench.train.distributed import Dist
@@ -56,7 +56,8 @@ def batch_loss(pred: torch.Tensor, target: torch.Tensor, rows: np.ndarray, start
 
 
 @torch.no_grad()
-def validate(model: nn.Module, data: TrainData, recipe: Recipe, dist: Dist = distributed.SINGLE) -> dict[str, Any]:
+def validate_epoch(model: nn.Module, data: TrainData, recipe: Recipe,
+                   dist: Dist = distributed.SINGLE) -> dict[str, Any]:
     """Val loss (recipe loss over micro-batch-sized chunks) and torch Hit@K on the val pool.
 
     Under torchrun the val queries are shared out: rank ``r`` takes the chunks

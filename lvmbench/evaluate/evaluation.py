@@ -1,17 +1,19 @@
-"""Score one predictor, or a model and every baseline, on one split.
+"""Evaluate a model, or predictions made elsewhere, and every baseline on one split.
 
 The pool, the queries and their excluded context are fixed here for every
 caller — ``run``, ``eval``, the training loop's validation, ``data info``
 and ``sweep`` — so no two commands can disagree on what a query's candidates
-are.  :func:`score_model` scores a model and every baseline through the same
-``predict()`` -> FAISS path, checks the training loop's ranks against FAISS
-and compares the model with each baseline on the same queries.
+are (:func:`pool_for`, :func:`queries_for`).  :func:`evaluate_model` ranks and
+summarises a model and every baseline through the same ``predict()`` -> FAISS
+path (:mod:`lvmbench.evaluate.summary`), checks the training loop's ranks
+against FAISS (:mod:`lvmbench.evaluate.consistency`) and compares the model
+with each baseline on the same queries; :func:`evaluate_predictions` does the
+same for predictions already made.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,10 +26,11 @@ from lvmbench.errors import ConfigError
 from lvmbench.io import sha256_arrays
 from lvmbench.evaluate import diagnostics, latency
 from lvmbench.evaluate.index import Bank, Pool, build_pool, shard_rows
-from lvmbench.evaluate.queries import Queries, make_queries
-from lvmbench.evaluate.ranking import LISTED_ABOVE, torch_ranks, torch_ranks_listed
-from lvmbench.evaluate.baseline_scores import BaselineScore, direction_row, score_baselines
-from lvmbench.evaluate.scoring import Scored, check_consistency, predict_queries, score_vectors, without_exclusion
+from lvmbench.evaluate.queries import Queries, make_queries, without_exclusion
+from lvmbench.evaluate.baseline_summaries import BaselineSummary, direction_row, summarise_baselines
+from lvmbench.evaluate.consistency import rerank_and_check
+from lvmbench.evaluate.inference import predict_queries
+from lvmbench.evaluate.summary import Summary, headline_rank, rank_and_summarise_by_recipe
 from lvmbench.evaluate.stats import paired
 from lvmbench.models import registry
 from lvmbench.progress import Progress
@@ -63,56 +66,31 @@ def check_ks(prep: Prepared, recipe: Recipe, split: str, extra: int = 0) -> None
         )
 
 
-def score_one(
+def predict_and_summarise(
     name: str, model: torch.nn.Module, prep: Prepared, recipe: Recipe, unit_t: torch.Tensor,
     pool: Pool, queries: Queries, split: str = "test", retrieval: bool = True,
-) -> tuple[Scored, torch.Tensor]:
-    """``predict()`` every query with ``model``, then :func:`score_vectors`."""
+) -> tuple[Summary, torch.Tensor]:
+    """``predict()`` every query with ``model``, then rank and summarise them (``rank_and_summarise_by_recipe``)."""
     pred_t = predict_queries(name, model, unit_t, queries, recipe, split)
     pred = pred_t.cpu().numpy().astype(np.float32)
-    return score_vectors(name, pred, prep, recipe, pool, queries, retrieval), pred_t
+    return rank_and_summarise_by_recipe(name, pred, prep, recipe, pool, queries, retrieval), pred_t
 
 
-def headline_rank(scored: Scored, recipe: Recipe) -> np.ndarray:
-    return scored.faiss.rank if recipe.eval.exclude_context else scored.faiss.rank_with_context
-
-
-def consistency(
-    pred_t: torch.Tensor, pool: Pool, queries: Queries, scored: Scored, recipe: Recipe, device: torch.device
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The training loop's ranks (torch) against what FAISS returned, query by query."""
-    excl = recipe.eval.exclude_context
-    if pool.size > LISTED_ABOVE and scored.faiss.returned is not None:
-        t_rank, t_gap, missed = torch_ranks_listed(pred_t.to(device), pool, queries, scored.faiss.returned, excl)
-        report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
-        report.update({"scope": "torch over FAISS's returned lists plus a random probe of 4,096 candidates per "
-                       "block of 256 queries", "probe_missed": missed, "ok": report["ok"] and missed == 0})
-        return report, t_rank, t_gap
-    with warnings.catch_warnings():  # a memory-mapped bank is read-only; torch only reads it
-        warnings.filterwarnings("ignore", message=".*not writable.*")
-        pool_t = [(start, torch.from_numpy(shard).to(device)) for start, shard in pool.blocks()]
-    t_rank, t_gap = torch_ranks(pred_t.to(device), pool_t, queries, exclude=excl)
-    report = check_consistency(t_rank, t_gap, scored.faiss.retrieved, recipe.eval.ks, recipe.eval.tie_tol)
-    report["rank_equal"] = int((t_rank == headline_rank(scored, recipe)).sum())
-    report["scope"] = "torch over every candidate"
-    return report, t_rank, t_gap
-
-
-def val_consistency(
+def check_val_consistency(
     model: torch.nn.Module, prep: Prepared, recipe: Recipe, device: torch.device, recorded_hit5: float | None
 ) -> dict[str, Any]:
     """Recorded in-loop val Hit@5 of the best epoch versus FAISS retrieval on the val pool."""
     unit_t = torch.from_numpy(prep.unit).to(device)
     pool = pool_for(prep, recipe, "val")
     queries = queries_for(prep, recipe, "val", pool)
-    scored, pred_t = score_one("val", model, prep, recipe, unit_t, pool, queries, "val")
-    report, _, _ = consistency(pred_t, pool, queries, scored, recipe, device)
+    summary, pred_t = predict_and_summarise("val", model, prep, recipe, unit_t, pool, queries, "val")
+    report, _, _ = rerank_and_check(pred_t, pool, queries, summary, recipe, device)
     report["recorded_val_hit@5"] = recorded_hit5
-    report["faiss_val_hit@5"] = scored.metrics["hit@5"]
+    report["faiss_val_hit@5"] = summary.metrics["hit@5"]
     return report
 
 
-def pool_info(pool: Pool, recipe: Recipe, scored: Scored, bank: Bank | None, shard_size: int) -> dict[str, Any]:
+def pool_info(pool: Pool, recipe: Recipe, summary: Summary, bank: Bank | None, shard_size: int) -> dict[str, Any]:
     """results.json 'pool': what the candidates were, so a reader can tell two pools apart."""
     return {
         "split": pool.split,
@@ -121,7 +99,7 @@ def pool_info(pool: Pool, recipe: Recipe, scored: Scored, bank: Bank | None, sha
         "exclude_len": exclusion_len(recipe) if recipe.eval.exclude_context else 0,
         "sha256": pool.sha256(),
         "target_in_pool": True,
-        "search_depth": scored.faiss.depth,
+        "search_depth": summary.faiss.depth,
         "shards": len(pool.shards),
         "shard_size": shard_rows(shard_size),
         "bank": bank.info() if bank is not None else None,
@@ -130,16 +108,16 @@ def pool_info(pool: Pool, recipe: Recipe, scored: Scored, bank: Bank | None, sha
     }
 
 
-def _directions(name: str, kind: str, main: Scored, base: dict[str, BaselineScore], prep: Prepared,
+def _directions(name: str, kind: str, main: Summary, base: dict[str, BaselineSummary], prep: Prepared,
                 queries: Queries) -> dict[str, Any]:
-    """Direction diagnostics of the model, each baseline and the oracle / copy_last references."""
+    """Direction diagnostics of the model, each baseline and the oracle / copy_last bounds."""
     samples = queries.samples
     chain_end = prep.store.offsets[samples.chain + 1]
     rows = {name: {"kind": kind, **direction_row(main.pred, prep, queries)}}
-    for b, scored in base.items():
-        rows.setdefault(b, {"kind": "baseline", **scored.direction})
-    rows.update(diagnostics.references(prep.unit, samples.target, samples.start, chain_end,
-                                       copy_last="copy_last" not in rows))
+    for b, summary in base.items():
+        rows.setdefault(b, {"kind": "baseline", **summary.direction})
+    rows.update(diagnostics.bounds(prep.unit, samples.target, samples.start, chain_end,
+                                   copy_last="copy_last" not in rows))
     return diagnostics.summary(rows)
 
 
@@ -150,7 +128,7 @@ def excluded_rows(queries: Queries, pool: Pool, recipe: Recipe) -> tuple[np.ndar
     return hi - width, hi.copy()
 
 
-def _arrays(main: Scored, queries: Queries, pool: Pool, recipe: Recipe,
+def _arrays(main: Summary, queries: Queries, pool: Pool, recipe: Recipe,
             t_rank: np.ndarray, t_gap: np.ndarray) -> dict[str, np.ndarray]:
     """predictions.npz: enough per query to recompute any metric and re-check consistency."""
     lo, hi = excluded_rows(queries, pool, recipe)
@@ -175,8 +153,8 @@ def _arrays(main: Scored, queries: Queries, pool: Pool, recipe: Recipe,
 
 
 @dataclass
-class Scoring:
-    """The fixed side of scoring one split: the pool and queries every predictor is ranked against."""
+class EvalSplit:
+    """The fixed side of evaluating on one split: the pool and queries every predictor is ranked against."""
 
     prep: Prepared
     recipe: Recipe
@@ -190,14 +168,15 @@ class Scoring:
     t0: float = field(default_factory=time.perf_counter)
 
 
-def scoring(prep: Prepared, recipe: Recipe, device: torch.device, split: str = "test", bank: Bank | None = None,
-            shard_size: int = 0) -> Scoring:
+def make_eval_split(prep: Prepared, recipe: Recipe, device: torch.device, split: str = "test",
+                    bank: Bank | None = None, shard_size: int = 0) -> EvalSplit:
+    """The split's pool (plus a bank's vectors, searched in shards of ``shard_size``) and its queries."""
     pool = pool_for(prep, recipe, split, bank, shard_size)
-    return Scoring(prep, recipe, device, split, pool, queries_for(prep, recipe, split, pool),
-                   torch.from_numpy(prep.unit).to(device), bank, shard_size)
+    return EvalSplit(prep, recipe, device, split, pool, queries_for(prep, recipe, split, pool),
+                     torch.from_numpy(prep.unit).to(device), bank, shard_size)
 
 
-def score_model(
+def evaluate_model(
     model_name: str,
     model: torch.nn.Module,
     prep: Prepared,
@@ -209,24 +188,24 @@ def score_model(
     shard_size: int = 0,
     ann: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Score a model and every baseline on ``split``; return results and per-query arrays.
+    """Evaluate a model and every baseline on ``split``; return results and per-query arrays.
 
     ``bank`` adds an external bank's vectors to the pool as extra candidates;
     ``shard_size`` searches the pool in shards (same ranks as one flat index);
     ``ann`` ('ivfpq') also reports a compressed index's recall against the
     exact search, which stays the headline.
     """
-    s = scoring(prep, recipe, device, split, bank, shard_size)
+    s = make_eval_split(prep, recipe, device, split, bank, shard_size)
     pred_t = predict_queries(model_name, model, s.unit_t, s.queries, recipe, split)
     entry = registry.REGISTRY.get(model_name)
-    return score_predicted(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model", model=model)
+    return evaluate_predictions(model_name, pred_t, s, log, ann, kind=entry.kind if entry else "model", model=model)
 
 
-def score_predicted(
-    name: str, pred_t: torch.Tensor, s: Scoring, log: Log = print, ann: str | None = None, kind: str = "model",
+def evaluate_predictions(
+    name: str, pred_t: torch.Tensor, s: EvalSplit, log: Log = print, ann: str | None = None, kind: str = "model",
     model: torch.nn.Module | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Predictions ``[n, D]`` (unit vectors, one per query of ``s``) and every baseline, scored the same way.
+    """Predictions ``[n, D]`` (unit vectors, one per query of ``s``) and every baseline, evaluated the same way.
 
     The model's path and ``lvmbench score`` (predictions made elsewhere, ``model`` None: no model
     latency) both end here.
@@ -237,13 +216,13 @@ def score_predicted(
         + (f" + bank of {s.bank.size:,}" if s.bank is not None else "")
         + (f"; {len(pool.shards)} shards" if len(pool.shards) > 1 else "") + ")")
     progress = Progress(2 + len(recipe.eval.baselines), "scoring", log, "steps")
-    main = score_vectors(name, pred_t.cpu().numpy().astype(np.float32), s.prep, recipe, pool, queries)
+    main = rank_and_summarise_by_recipe(name, pred_t.cpu().numpy().astype(np.float32), s.prep, recipe, pool, queries)
     progress.update()
-    cons, t_rank, t_gap = consistency(pred_t, pool, queries, main, recipe, s.device)
+    cons, t_rank, t_gap = rerank_and_check(pred_t, pool, queries, main, recipe, s.device)
     progress.update()
     progress.set_postfix(last="consistency check")
     arrays = _arrays(main, queries, pool, recipe, t_rank, t_gap)
-    base = score_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, s.split, progress, log)
+    base = summarise_baselines(s.prep, recipe, s.unit_t, pool, queries, s.device, s.split, progress, log)
     progress.close()
     arrays.update({f"rank__{b}": sc.rank for b, sc in base.items()})
     arrays.update({f"par_pred__{b}": sc.par_pred for b, sc in base.items()})
@@ -279,13 +258,13 @@ def query_record(queries: Queries, split: str) -> dict[str, Any]:
     return {"split": split, "n": len(queries), "sha256": sha256_arrays(queries.samples.target.astype(np.int64))}
 
 
-def _latency(model: torch.nn.Module | None, pred: np.ndarray, s: Scoring) -> dict[str, Any]:
+def _latency(model: torch.nn.Module | None, pred: np.ndarray, s: EvalSplit) -> dict[str, Any]:
     e = s.recipe.eval
     return latency.measure(model, s.unit_t, s.queries.samples, s.pool, pred, s.recipe.data.context_len,
                            (1, s.recipe.train.eval_batch), e.latency_calls, e.latency_warmup, e.latency_seconds)
 
 
-def _lifts(main: Scored, base: dict[str, BaselineScore], recipe: Recipe) -> dict[str, Any]:
+def _lifts(main: Summary, base: dict[str, BaselineSummary], recipe: Recipe) -> dict[str, Any]:
     """The best baseline by Hit@5 and the lift over it, plus the paired test against every baseline."""
     if not base:
         return {}
