@@ -10,10 +10,10 @@ The output is deterministic: it depends only on ``METRICS`` and the recipe's def
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from lvmbench.cli.docs_page import check_page, page_main
 from lvmbench.config import EvalConfig
 from lvmbench.evaluate.metrics import METRICS, Metric
 
@@ -140,28 +140,13 @@ def problem(committed: str) -> str | None:
 
 def check(path: Path) -> str | None:
     """One line saying why the page at ``path`` is not what ``METRICS`` generates; None if it is."""
-    if not path.is_file():
-        return f"{path}: no such file; generate it with: {REGENERATE}"
-    found = problem(path.read_text(encoding="utf-8"))
-    return None if found is None else f"{path} is out of date: {found}; regenerate it with: {REGENERATE}"
+    return check_page(path, problem, REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lvmbench.cli.docs_metrics",
-                                 description="Print the metrics page (Markdown) from METRICS, or check one.")
-    ap.add_argument("--check", metavar="PAGE", type=Path,
-                    help="exit 1 with one line naming the first missing or stale metric in PAGE")
-    args = ap.parse_args(argv)
-    if args.check is not None:
-        found = check(args.check)
-        if found:
-            print(found, file=sys.stderr)
-            return 1
-        print(f"{args.check} is up to date", file=sys.stderr)
-        return 0
-    sys.stdout.buffer.write(render().encode("utf-8"))
-    sys.stdout.flush()
-    return 0
+    return page_main(argv, "python -m lvmbench.cli.docs_metrics",
+                     "Print the metrics page (Markdown) from METRICS, or check one.",
+                     "exit 1 with one line naming the first missing or stale metric in PAGE", render, check)
 
 
 if __name__ == "__main__":

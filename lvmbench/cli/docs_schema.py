@@ -7,12 +7,12 @@ line when the committed page differs from what the type gives (0 when it is curr
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import sys
 from pathlib import Path
 
+from lvmbench.cli.docs_page import check_page, page_main
 from lvmbench.result import Result
 from lvmbench.result.schema import SCHEMA_VERSION
 
@@ -79,19 +79,22 @@ def render() -> str:
     return HEADER + "\n" + "\n".join(_section(c) for c in order)
 
 
+def problem(committed: str) -> str | None:
+    """The first line where ``committed`` differs from the generated page; None when they are equal."""
+    got, exp = committed.splitlines(), render().splitlines()
+    if got == exp:
+        return None
+    line = next((i for i, (a, b) in enumerate(zip(got, exp)) if a != b), min(len(got), len(exp)))
+    return f"line {line + 1} differs from what lvmbench/result/ generates"
+
+
+def check(path: Path) -> str | None:
+    return check_page(path, problem, REGENERATE)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lvmbench.cli.docs_schema", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", metavar="PAGE", help="exit 1 when PAGE is not what would be generated")
-    args = ap.parse_args(argv)
-    if args.check is None:
-        sys.stdout.write(render())
-        return 0
-    page = Path(args.check)
-    if not page.is_file() or page.read_text(encoding="utf-8") != render():
-        print(f"{page} is out of date with lvmbench/result/; regenerate it with: {REGENERATE}", file=sys.stderr)
-        return 1
-    print(f"{page} is up to date")
-    return 0
+    return page_main(argv, "python -m lvmbench.cli.docs_schema", "Print the results-schema page (Markdown) from "
+                     "the typed result, or check one.", "exit 1 with one line when PAGE is stale", render, check)
 
 
 if __name__ == "__main__":

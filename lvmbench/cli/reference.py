@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lvmbench.cli.docs_page import check_page, page_main
+
 WIDTH = 100
 """Usage lines wrap at this many columns, whatever the terminal."""
 
@@ -273,28 +275,13 @@ def problem(committed: str, parser: argparse.ArgumentParser | None = None) -> st
 
 def check(path: Path, parser: argparse.ArgumentParser | None = None) -> str | None:
     """One line saying why the page at ``path`` is not what the parser generates; None if it is."""
-    if not path.is_file():
-        return f"{path}: no such file; generate it with: {REGENERATE}"
-    found = problem(path.read_text(encoding="utf-8"), parser)
-    return None if found is None else f"{path} is out of date: {found}; regenerate it with: {REGENERATE}"
+    return check_page(path, lambda text: problem(text, parser), REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lvmbench.cli.reference",
-                                 description="Print the CLI reference page (Markdown), or check a committed one.")
-    ap.add_argument("--check", metavar="PAGE", type=Path,
-                    help="exit 1 with one line naming the first missing or stale command or flag in PAGE")
-    args = ap.parse_args(argv)
-    if args.check is not None:
-        found = check(args.check)
-        if found:
-            print(found, file=sys.stderr)
-            return 1
-        print(f"{args.check} is up to date", file=sys.stderr)
-        return 0
-    sys.stdout.buffer.write(render().encode("utf-8"))
-    sys.stdout.flush()
-    return 0
+    return page_main(argv, "python -m lvmbench.cli.reference",
+                     "Print the CLI reference page (Markdown), or check a committed one.",
+                     "exit 1 with one line naming the first missing or stale command or flag in PAGE", render, check)
 
 
 if __name__ == "__main__":
