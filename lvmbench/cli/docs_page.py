@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Callable
 
 
+def first_difference(committed: str, generated: str) -> str | None:
+    """``"line N differs ..."`` for the first line where the committed page departs from the generated one."""
+    got, exp = committed.splitlines(), generated.splitlines()
+    if got == exp:
+        return None
+    line = next((i for i, (a, b) in enumerate(zip(got, exp)) if a != b), min(len(got), len(exp)))
+    return f"line {line + 1} differs from the generated page"
+
+
 def check_page(path: Path, problem: Callable[[str], str | None], regenerate: str) -> str | None:
     """One line saying why the page at ``path`` is not what would be generated; None if it is."""
     if not path.is_file():

@@ -12,7 +12,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from lvmbench.cli.docs_page import check_page, page_main
+from lvmbench.cli.docs_page import check_page, first_difference, page_main
 from lvmbench.result import Result
 from lvmbench.result.schema import SCHEMA_VERSION
 
@@ -79,17 +79,8 @@ def render() -> str:
     return HEADER + "\n" + "\n".join(_section(c) for c in order)
 
 
-def problem(committed: str) -> str | None:
-    """The first line where ``committed`` differs from the generated page; None when they are equal."""
-    got, exp = committed.splitlines(), render().splitlines()
-    if got == exp:
-        return None
-    line = next((i for i, (a, b) in enumerate(zip(got, exp)) if a != b), min(len(got), len(exp)))
-    return f"line {line + 1} differs from what lvmbench/result/ generates"
-
-
 def check(path: Path) -> str | None:
-    return check_page(path, problem, REGENERATE)
+    return check_page(path, lambda committed: first_difference(committed, render()), REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:

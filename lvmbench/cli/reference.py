@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lvmbench.cli.docs_page import check_page, page_main
+from lvmbench.cli.docs_page import check_page, first_difference, page_main
 
 WIDTH = 100
 """Usage lines wrap at this many columns, whatever the terminal."""
@@ -268,9 +268,7 @@ def problem(committed: str, parser: argparse.ArgumentParser | None = None) -> st
                  if [*want[c].head, *want[c].tail] != [*have[c].head, *have[c].tail]]
     if problems:
         return problems[0]
-    got, exp = committed.splitlines(), expected.splitlines()
-    line = next((i for i, (a, b) in enumerate(zip(got, exp)) if a != b), min(len(got), len(exp)))
-    return f"line {line + 1} differs from the generated page"
+    return first_difference(committed, expected)
 
 
 def check(path: Path, parser: argparse.ArgumentParser | None = None) -> str | None:
