@@ -58,3 +58,30 @@ def job(parent: Path, slug: str) -> Path:
                                                                                        p.name)]
     assert len(found) == 1, f"{parent}: expected one {slug}-<hash> directory, found {[p.name for p in found]}"
     return found[0]
+
+
+def stop_in_second_epoch(monkeypatch) -> None:
+    """Ctrl-C at the second epoch's validation (after epoch 1's checkpoints are written)."""
+    import lvmbench.train.trainer as loop
+
+    real, calls = loop.validate_epoch, []
+
+    def stop(*args):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(loop, "validate_epoch", stop)
+
+
+def scripted_validation(values):
+    """A validate_epoch returning val Hit@5 = each of ``values`` in turn (KeyboardInterrupt: raised)."""
+    it = iter(values)
+
+    def validate_epoch(model, d, r, dist=None):
+        v = next(it)
+        if v is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": v, "val_hit@10": 0.0, "val_mrr": 0.0}
+    return validate_epoch

@@ -19,7 +19,7 @@ from lvmbench.cli import main
 from lvmbench.errors import CheckpointError
 from lvmbench.train.checkpoint import LEGACY_BEST, best_name, find_best, load_checkpoint, save_checkpoint
 
-from conftest import FAST
+from conftest import FAST, scripted_validation, stop_in_second_epoch
 
 SETS = FAST + ["train.max_epochs=3", "train.threads=1", "eval.bootstrap=20", "eval.latency_calls=3",
                "eval.baselines=copy_last,mean_context"]
@@ -112,15 +112,8 @@ def test_an_interrupted_old_run_resumes_into_one_best_checkpoint_named_by_its_me
     import lvmbench.train.trainer as loop
 
     run = tmp_path / "run"
-    real, calls = loop.validate_epoch, []
-
-    def stop_in_epoch_2(*args):
-        if calls:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(loop, "validate_epoch", stop_in_epoch_2)
+    real = loop.validate_epoch
+    stop_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(_run_args(tiny_store, run))
     monkeypatch.setattr(loop, "validate_epoch", real)
@@ -152,17 +145,7 @@ def test_a_last_pt_holding_only_best_hit5_still_resumes(tiny_store, fast_recipe,
                           prep.samples["val"], make_queries(prep.samples["val"], pool, 100),
                           torch.from_numpy(pool.vectors))
 
-    def scripted(values):
-        it = iter(values)
-
-        def validate_epoch(model, d, r, dist=None):
-            v = next(it)
-            if v is KeyboardInterrupt:
-                raise KeyboardInterrupt
-            return {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": v, "val_hit@10": 0.0, "val_mrr": 0.0}
-        return validate_epoch
-
-    monkeypatch.setattr(loop, "validate_epoch", scripted([0.50, 0.30, KeyboardInterrupt]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted_validation([0.50, 0.30, KeyboardInterrupt]))
     with pytest.raises(loop.Interrupted):
         loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru", log=lambda m: None)
     last = {k: v for k, v in load_checkpoint(tmp_path / "last.pt").items() if k not in ("format", "format_version")}
@@ -170,7 +153,7 @@ def test_a_last_pt_holding_only_best_hit5_still_resumes(tiny_store, fast_recipe,
     for key in ("best_metric", "stop_metric"):
         del last["history"][key]
     last["history"] = _with_best_hit5(last["history"])
-    monkeypatch.setattr(loop, "validate_epoch", scripted([0.40, 0.45, 0.99]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted_validation([0.40, 0.45, 0.99]))
     hist = loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru",
                       log=lambda m: None, resume=last)
     # 0.40 and 0.45 are worse than the restored 0.50: patience 3 runs out at epoch 4

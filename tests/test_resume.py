@@ -24,7 +24,7 @@ from lvmbench.io import atomic_write, atomic_write_json
 from lvmbench.train.checkpoint import load_checkpoint, save_checkpoint
 from lvmbench.train.metrics_log import METRICS_LOG, read_metrics
 
-from conftest import FAST
+from conftest import FAST, scripted_validation
 
 RUN_SET = FAST + ["train.max_epochs=5", "train.threads=1", "eval.bootstrap=50", "data.context_len=16",
                   "eval.baselines=copy_last,mean_context"]
@@ -232,17 +232,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     data = loop.TrainData(torch.from_numpy(prep.unit), train_samples, prep.samples["val"],
                           make_queries(prep.samples["val"], pool, 100), torch.from_numpy(pool.vectors))
 
-    def scripted(values):
-        it = iter(values)
-
-        def validate_epoch(model, d, r, dist=None):
-            v = next(it)
-            if v is KeyboardInterrupt:
-                raise KeyboardInterrupt
-            return {"val_loss": 1.0, "val_hit@1": 0.0, "val_hit@5": v, "val_hit@10": 0.0, "val_mrr": 0.0}
-        return validate_epoch
-
-    monkeypatch.setattr(loop, "validate_epoch", scripted([0.50, 0.30, KeyboardInterrupt]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted_validation([0.50, 0.30, KeyboardInterrupt]))
     torch.manual_seed(0)
     with pytest.raises(loop.Interrupted, match="after epoch 2.*lvmbench run --resume"):
         loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru", log=lambda m: None)
@@ -250,7 +240,7 @@ def test_resumed_run_keeps_best_metric_and_patience(tiny_store, fast_recipe, tmp
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == 2 and last["best_metric"] == 0.50 and last["bad_epochs"] == 1
 
-    monkeypatch.setattr(loop, "validate_epoch", scripted([0.40, 0.45, 0.99]))
+    monkeypatch.setattr(loop, "validate_epoch", scripted_validation([0.40, 0.45, 0.99]))
     hist = loop.train(build_model("memory_gru", prep, recipe), data, recipe, tmp_path, "memory_gru",
                       log=lambda m: None, resume=last)
     # 0.40 and 0.45 are worse than the restored 0.50: patience 3 runs out at epoch 4

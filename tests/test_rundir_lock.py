@@ -20,7 +20,7 @@ import pytest
 from lvmbench import workdir
 from lvmbench.cli import main
 
-from conftest import FAST
+from conftest import FAST, stop_in_second_epoch
 
 QUICK = [*(a for kv in FAST for a in ("--set", kv)), "--set", "train.max_epochs=2"]
 TRIALS = 6
@@ -69,15 +69,8 @@ def test_two_resumes_of_one_directory_have_exactly_one_winner(tiny_store, tmp_pa
     import lvmbench.train.trainer as loop
 
     run = tmp_path / "run"
-    real, calls = loop.validate_epoch, []
-
-    def stop_in_epoch_2(*args):
-        if calls:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(loop, "validate_epoch", stop_in_epoch_2)
+    real = loop.validate_epoch
+    stop_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(["run", "--model", "amn", "--data", str(tiny_store.path), "--out", str(run), *QUICK])
     monkeypatch.setattr(loop, "validate_epoch", real)
